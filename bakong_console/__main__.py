@@ -1,0 +1,5 @@
+"""`python -m bakong_console` runs the CLI."""
+
+from bakong_console.cli.main import run
+
+run()

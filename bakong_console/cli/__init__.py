@@ -1,0 +1,1 @@
+"""The typer command line: one sub-app per command group, composed in ``main``."""

@@ -1,0 +1,426 @@
+"""Settings: the TOML configuration file, its discovery, strict validation and env overrides.
+
+Discovery order: an explicit path (``--config``) > ``$BAKONG_CONSOLE_CONFIG`` > the XDG config dir
+(``$XDG_CONFIG_HOME/bakong-console/config.toml``). No file at all is fine: the defaults run the
+embedded SQLite database against the built-in Bakong sandbox.
+
+Every section is a frozen dataclass below; the loader rejects unknown keys and wrong types with a
+message naming the file and the key. Secrets may come from the environment instead of the file
+(``ENV_OVERRIDES``). ``config.example.toml`` documents every key and a test keeps it in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "BakongSettings",
+    "ConsoleSettings",
+    "DatabaseSettings",
+    "ENV_OVERRIDES",
+    "LoggingSettings",
+    "MerchantSettings",
+    "PaymentSettings",
+    "SandboxSettings",
+    "SecuritySettings",
+    "Settings",
+    "SubscriptionSettings",
+    "WebhookSettings",
+    "config_dir",
+    "data_dir",
+    "discover_config_path",
+    "load_settings",
+]
+
+APP_NAME = "bakong-console"
+CONFIG_ENV = "BAKONG_CONSOLE_CONFIG"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / APP_NAME
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / APP_NAME
+
+
+@dataclass(frozen=True)
+class MerchantSettings:
+    """Who receives the money: the fields written into every KHQR we issue."""
+
+    #: "individual" (tag 29) or "merchant" (tag 30).
+    type: str = "individual"
+    bakong_account_id: str = "sandbox_shop@devb"
+    name: str = "Sandbox Shop"
+    city: str = "Phnom Penh"
+    merchant_id: str = ""
+    acquiring_bank: str = ""
+    account_information: str = ""
+    mobile_number: str = ""
+    store_label: str = ""
+    terminal_label: str = ""
+    merchant_category_code: str = "5999"
+
+
+@dataclass(frozen=True)
+class BakongSettings:
+    """How to reach the Bakong Open API and how much of its quota we may spend."""
+
+    #: "sandbox" (built in), "production", "nbc-test" (SIT) or "custom" (base_url required).
+    environment: str = "sandbox"
+    #: Overrides the environment's base URL (an operator's own relay, a standalone sandbox).
+    base_url: str = ""
+    #: The Bakong JWT. Prefer the env var BAKONG_CONSOLE_BAKONG_TOKEN.
+    token: str = ""
+    #: The registered e-mail used to renew the token.
+    email: str = ""
+    #: Requests we allow ourselves per token per day (midnight Asia/Phnom_Penh resets it).
+    daily_budget: int = 100
+    timeout_seconds: float = 15.0
+    connect_timeout_seconds: float = 5.0
+    max_retries: int = 2
+    #: Renew the token this many days before it expires (0: never renew on schedule).
+    renew_days_before_expiry: int = 14
+    #: After an HTML 403 on the bulk endpoint, use single checks for this long before probing again.
+    bulk_retry_after_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """The built-in Bakong sandbox (used when bakong.environment = "sandbox")."""
+
+    #: The token the sandbox accepts; empty means "generate one and keep it in the database".
+    token: str = ""
+    #: Daily quota the sandbox enforces with errorCode 17 (0: unlimited).
+    daily_quota: int = 0
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    bulk_blocked: bool = False
+    geo_blocked: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the engine keeps its state. Empty url: a SQLite file in the XDG data dir."""
+
+    url: str = ""
+    #: Seconds SQLite waits on a locked database before failing.
+    sqlite_busy_timeout: float = 10.0
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Encryption at rest (AES-256-GCM) of webhook secrets, the Bakong token and payer accounts."""
+
+    #: The active data key as "KEY_ID:BASE64_32_BYTES". Prefer env BAKONG_CONSOLE_DATA_KEY.
+    data_key: str = ""
+    #: A file holding the active data key in the same form (created for the embedded default).
+    data_key_file: str = ""
+    #: Older keys ("KEY_ID:BASE64") kept to read data written before a rotation.
+    previous_data_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """Payment lifetime and the poller's schedule."""
+
+    default_timeout_minutes: int = 15
+    #: Keep checking a TIMEOUT payment this long; a late find becomes PAID_LATE.
+    late_watch_minutes: int = 60
+    #: Check intervals (seconds) by age of the QR: dense first, sparser later.
+    dense_interval_seconds: float = 5.0
+    dense_window_seconds: float = 300.0
+    sparse_interval_seconds: float = 30.0
+    late_interval_seconds: float = 300.0
+    #: Jitter applied to each interval, as a fraction (0.1 = +/-10%).
+    jitter: float = 0.1
+    #: How often the poller wakes up to look for due payments.
+    tick_seconds: float = 1.0
+    #: Default and maximum wait for `monitor`.
+    monitor_timeout_seconds: float = 300.0
+    currency: str = "KHR"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Delivery of signed webhooks to the main backend."""
+
+    timeout_seconds: float = 15.0
+    #: How long a rotated-out secret keeps signing beside the new one.
+    rotation_window_hours: float = 24.0
+    #: Disable an endpoint that has failed continuously this long.
+    disable_after_days: float = 5.0
+    jitter: float = 0.2
+    concurrency: int = 16
+    tick_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class SubscriptionSettings:
+    """Billing cycles, renewals and grace."""
+
+    cycle_days: int = 30
+    renewal_lead_days: int = 3
+    grace_days: int = 7
+    #: Hours between reminder events while a subscription is past due.
+    reminder_interval_hours: int = 48
+    #: How long the first payment of a new subscription may stay unpaid.
+    first_payment_window_hours: int = 24
+    #: Minutes a renewal/upgrade KHQR stays valid.
+    payment_timeout_minutes: int = 1440
+    tick_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API served by `bakong-console serve`."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    rate_limit_per_minute: int = 100
+    auth_failures_before_block: int = 10
+    block_seconds: int = 900
+    #: "memory" or a redis URL ("redis://127.0.0.1:6379/0") shared by several instances.
+    rate_limit_backend: str = "memory"
+    max_body_bytes: int = 65536
+    monitor_max_seconds: float = 60.0
+    #: Trust X-Forwarded-For from these proxy addresses.
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The Textual operator console."""
+
+    cashier: str = ""
+    theme: str = "textual-dark"
+    #: Binding id -> key(s), e.g. { "board.check_now" = "p" }.
+    bindings: dict[str, str] = field(default_factory=dict)
+    bell_on_paid: bool = True
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    #: "text" or "json".
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration. ``source`` names the file it came from (None: defaults only)."""
+
+    merchant: MerchantSettings = field(default_factory=MerchantSettings)
+    bakong: BakongSettings = field(default_factory=BakongSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    payments: PaymentSettings = field(default_factory=PaymentSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.bakong.environment == "sandbox"
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in use: the configured one, else the embedded SQLite file."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{data_dir() / 'bakong-console.db'}"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database.url
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data with every secret replaced by '***' (safe to print)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
+            section = dataclasses.asdict(getattr(self, f.name))
+            for key in list(section):
+                if (f.name, key) in _SECRET_KEYS and section[key]:
+                    section[key] = "***"
+            out[f.name] = section
+        return out
+
+
+#: Environment variables that override (or supply) a key: (section, key) <- VAR.
+ENV_OVERRIDES: dict[tuple[str, str], str] = {
+    ("bakong", "token"): "BAKONG_CONSOLE_BAKONG_TOKEN",
+    ("bakong", "email"): "BAKONG_CONSOLE_BAKONG_EMAIL",
+    ("bakong", "base_url"): "BAKONG_CONSOLE_BAKONG_BASE_URL",
+    ("database", "url"): "BAKONG_CONSOLE_DATABASE_URL",
+    ("security", "data_key"): "BAKONG_CONSOLE_DATA_KEY",
+    ("sandbox", "token"): "BAKONG_CONSOLE_SANDBOX_TOKEN",
+    ("api", "rate_limit_backend"): "BAKONG_CONSOLE_RATE_LIMIT_BACKEND",
+}
+
+_SECRET_KEYS = {("bakong", "token"), ("security", "data_key"), ("sandbox", "token"),
+                ("security", "previous_data_keys")}
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("merchant", "type"): ("individual", "merchant"),
+    ("bakong", "environment"): ("sandbox", "production", "nbc-test", "custom"),
+    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+    ("logging", "format"): ("text", "json"),
+    ("payments", "currency"): ("KHR", "USD"),
+}
+
+
+def discover_config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file to read, or None when there is none (defaults apply)."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from ${CONFIG_ENV})")
+        return path
+    default = config_dir() / "config.toml"
+    return default if default.is_file() else None
+
+
+def load_settings(
+    explicit: str | Path | None = None, *, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
+    """Discover, read and validate the configuration, then apply env overrides."""
+    env = os.environ if environ is None else environ
+    path = discover_config_path(explicit)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    origin = str(path) if path else "defaults"
+    for (section, key), var in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value:
+            raw.setdefault(section, {})
+            if not isinstance(raw[section], dict):
+                raise ConfigError(f"{origin}: [{section}] must be a table")
+            raw[section][key] = value
+    settings = _build(Settings, raw, origin, prefix="")
+    settings = dataclasses.replace(settings, source=path)
+    _check_consistency(settings, origin)
+    return settings
+
+
+def _build(cls: type, raw: Any, origin: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: [{prefix}] must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"[{prefix}] " if prefix else ""
+        raise ConfigError(f"{origin}: {where}unknown key '{unknown[0]}'")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, origin, prefix=name)
+        else:
+            values[name] = _coerce(hint, value, origin, f"{prefix}.{name}" if prefix else name)
+            choices = _CHOICES.get((prefix, name))
+            if choices and values[name] not in choices:
+                raise ConfigError(
+                    f"{origin}: {prefix}.{name}: must be one of {', '.join(choices)}, "
+                    f"got {values[name]!r}"
+                )
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, origin: str, key: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {key}: expected {expected}, got {type(value).__name__} {value!r}")
+
+    origin_type = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise bad("a boolean")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"{origin}: {key}: must not be negative, got {value}")
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        raise bad("an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"{origin}: {key}: must not be negative, got {value}")
+            return float(value)
+        raise bad("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise bad("a string")
+    if origin_type is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise bad("a list")
+        return [_coerce(item, v, origin, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin_type is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return {str(k): _coerce(item, v, origin, f"{key}.{k}") for k, v in value.items()}
+    if origin_type in (types.UnionType, typing.Union):
+        raise ConfigError(f"{origin}: {key}: unsupported optional type")  # pragma: no cover
+    raise ConfigError(f"{origin}: {key}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def _check_consistency(settings: Settings, origin: str) -> None:
+    b = settings.bakong
+    if b.environment == "custom" and not b.base_url:
+        raise ConfigError(f"{origin}: bakong.base_url: required when bakong.environment is 'custom'")
+    if b.environment in ("production", "nbc-test") and not b.token:
+        raise ConfigError(
+            f"{origin}: bakong.token: required for the {b.environment} environment "
+            "(or set BAKONG_CONSOLE_BAKONG_TOKEN)"
+        )
+    if settings.payments.default_timeout_minutes < 1:
+        raise ConfigError(f"{origin}: payments.default_timeout_minutes: must be at least 1")
+    if settings.subscriptions.cycle_days < 1:
+        raise ConfigError(f"{origin}: subscriptions.cycle_days: must be at least 1")
+    m = settings.merchant
+    if m.type == "merchant" and (not m.merchant_id or not m.acquiring_bank):
+        raise ConfigError(
+            f"{origin}: merchant.merchant_id and merchant.acquiring_bank: required when merchant.type is 'merchant'"
+        )
+    url = settings.database.url
+    if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
+        raise ConfigError(f"{origin}: database.url: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

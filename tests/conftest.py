@@ -1,0 +1,108 @@
+"""Shared fixtures: an isolated home for every test, the injected clock, and real databases.
+
+PostgreSQL tests each get a fresh database on 127.0.0.1:5432 that is dropped afterwards. When the
+server is down they skip locally, but fail when BAKONG_CONSOLE_REQUIRE_POSTGRES=1 (set by .ci/run),
+so CI can never pass without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.clock import ManualClock
+
+PG_ADMIN_DSN = os.environ.get("BAKONG_CONSOLE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("BAKONG_CONSOLE_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's config or data directories or env secrets."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    for var in list(os.environ):
+        if var.startswith("BAKONG_CONSOLE_") and var not in ("BAKONG_CONSOLE_REQUIRE_POSTGRES", "BAKONG_CONSOLE_TEST_PG"):
+            monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 1, 15, 3, 0, tzinfo=UTC))
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to connect is a reason to skip or fail
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_pg_state: dict[str, str | None] = {}
+
+
+def require_postgres() -> None:
+    if "reason" not in _pg_state:
+        _pg_state["reason"] = _pg_available()
+    reason = _pg_state["reason"]
+    if reason is not None:
+        message = f"PostgreSQL on 127.0.0.1:5432 is not available ({reason})"
+        if REQUIRE_PG:
+            pytest.fail(message + "; CI requires the PostgreSQL tests to run", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (asyncpg URL), dropped after the test."""
+    import asyncio
+
+    import asyncpg
+
+    require_postgres()
+    name = f"bc_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs the test once on a SQLite file and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("pg_url")

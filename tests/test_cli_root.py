@@ -1,0 +1,62 @@
+"""The CLI shell: version, help, config check, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bakong_console import __version__
+from bakong_console.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"bakong-console {__version__}"
+
+
+def test_config_check_accepts_a_valid_file(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text('[bakong]\ndaily_budget = 50\n', encoding="utf-8")
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"ok: {path}")
+
+
+def test_config_check_rejects_with_one_line_on_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[bakong]\ndaily_budget = "x"\n', encoding="utf-8")
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "bakong.daily_budget" in lines[0] and str(path) in lines[0]
+
+
+def test_global_config_option_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[nope]\n", encoding="utf-8")
+    result = runner.invoke(app, ["--config", str(path), "config", "show"])
+    assert result.exit_code == 2
+    assert "unknown key 'nope'" in result.stderr
+
+
+def test_config_show_redacts_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[bakong]\ntoken = "eyJsecret"\n', encoding="utf-8")
+    result = runner.invoke(app, ["--config", str(path), "config", "show"])
+    assert result.exit_code == 0
+    assert "eyJsecret" not in result.stdout
+    assert '"token": "***"' in result.stdout
+
+
+def test_console_script_runs_as_a_module() -> None:
+    proc = subprocess.run([sys.executable, "-m", "bakong_console", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"bakong-console {__version__}"
