@@ -106,3 +106,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("pg_url")
+
+
+TEST_DATA_KEY = "test1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes, fixed for determinism
+
+
+@pytest.fixture
+async def storage(db_url: str, clock: ManualClock):
+    """A migrated Storage on SQLite and on PostgreSQL, with the manual clock and seeded ids."""
+    import random
+
+    from engine.crypto import DataCipher, parse_key_spec
+    from engine.db.database import Database
+    from engine.db.migrate import upgrade
+    from engine.db.storage import Storage
+    from engine.ids import IdFactory
+
+    kid, key = parse_key_spec(TEST_DATA_KEY)
+    db = Database(db_url)
+    await upgrade(db)
+    st = Storage(db, clock=clock, cipher=DataCipher(kid, {kid: key}), ids=IdFactory(clock, random.Random(7)))
+    try:
+        yield st
+    finally:
+        await db.dispose()

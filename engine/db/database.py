@@ -1,0 +1,136 @@
+"""The database handle: one async engine and session factory per process, on SQLite or PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on, and every write transaction
+starts with ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction.
+PostgreSQL serialises writers of the event log with a transaction-level advisory lock so that
+event sequence numbers become visible in order (the change feed never skips an event).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from engine.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+#: pg_advisory_xact_lock key that orders event-log writers ("bakong" in ASCII, as an int).
+EVENT_LOG_LOCK = 0x62616B6F6E67
+
+
+class Database:
+    """Owns the engine and hands out sessions and transactions."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StorageError(f"unsupported database {self.dialect!r}: use SQLite or PostgreSQL")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": busy_timeout}
+            # aiosqlite connections are cheap; a pool of them would hold locks across tasks.
+            kwargs["poolclass"] = NullPool
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            self._install_sqlite_pragmas(busy_timeout)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Reads on SQLite begin DEFERRED so they never queue behind writers (WAL lets them run).
+        self._read_sessions = async_sessionmaker(
+            self.engine.execution_options(bc_read_only=True), expire_on_commit=False, autoflush=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _install_sqlite_pragmas(self, busy_timeout: float) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # Writers take the write lock up front: a deferred transaction that later writes can
+            # fail with SQLITE_BUSY without waiting, losing the work done so far.
+            read_only = conn.get_execution_options().get("bc_read_only", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on any error."""
+        async with storage_errors(self), self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (one short transaction that takes no write lock on SQLite)."""
+        async with storage_errors(self), self._read_sessions() as session, session.begin():
+            yield session
+
+    async def lock_event_log(self, session: AsyncSession) -> None:
+        """Serialise writers of the event log on PostgreSQL (SQLite is serialised already)."""
+        if self.is_postgres:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOG_LOCK})
+
+    async def ping(self) -> None:
+        async with storage_errors(self), self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def describe(self) -> str:
+        """Where the data lives, without credentials."""
+        parsed = make_url(self.url)
+        if self.is_sqlite:
+            return f"sqlite:{parsed.database}"
+        return f"postgresql://{parsed.host or ''}{':' + str(parsed.port) if parsed.port else ''}/{parsed.database}"
+
+
+@asynccontextmanager
+async def storage_errors(db: Database) -> AsyncIterator[None]:
+    """Driver and connection failures become one ``StorageError`` naming the database."""
+    try:
+        yield
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise StorageError(f"database {db.describe()}: {_describe(exc)}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("asyncpg"):
+            raise StorageError(f"database {db.describe()}: {_describe(exc)}") from exc
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig or exc).strip().splitlines()
+    return text_[0] if text_ else type(exc).__name__

@@ -1,0 +1,121 @@
+"""The append-only logs: domain events (outbox + change feed) and the audit log.
+
+Both are written inside the caller's transaction, beside the change they record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.db.models import AuditLogRow, EventRow
+from engine.db.storage import Tx
+from engine.records import Actor, AuditEntry, Event
+
+__all__ = ["append_event", "audit", "event_from_row", "events_since", "last_sequence", "list_audit"]
+
+
+def event_from_row(row: EventRow) -> Event:
+    return Event(
+        sequence=row.sequence,
+        id=row.id,
+        type=row.type,
+        subject_type=row.subject_type,
+        subject_id=row.subject_id,
+        payload=dict(row.payload),
+        occurred_at=row.occurred_at,
+    )
+
+
+async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, payload: dict[str, Any]) -> Event:
+    """Write one event; its sequence is assigned in commit order (see Database.lock_event_log)."""
+    if not tx._event_log_locked:
+        await tx.db.lock_event_log(tx.session)
+        tx._event_log_locked = True
+    row = EventRow(
+        id=tx.ids.new("msg"),
+        type=type_,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=payload,
+        occurred_at=tx.now,
+    )
+    tx.session.add(row)
+    await tx.session.flush()
+    event = event_from_row(row)
+    tx.events.append(event)
+    return event
+
+
+async def audit(
+    tx: Tx,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    tx.session.add(
+        AuditLogRow(
+            at=tx.now,
+            actor_type=actor.type.value,
+            actor=actor.name,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            before=before,
+            after=after,
+            reason=reason,
+            source_ip=actor.source_ip,
+        )
+    )
+
+
+async def events_since(tx: Tx, sequence: int, *, limit: int = 500, types: list[str] | None = None) -> list[Event]:
+    stmt = select(EventRow).where(EventRow.sequence > sequence)
+    if types:
+        stmt = stmt.where(EventRow.type.in_(types))
+    rows = (await tx.session.scalars(stmt.order_by(EventRow.sequence).limit(limit))).all()
+    return [event_from_row(r) for r in rows]
+
+
+async def last_sequence(tx: Tx) -> int:
+    return int((await tx.session.scalar(select(func.max(EventRow.sequence)))) or 0)
+
+
+async def list_audit(
+    tx: Tx,
+    *,
+    limit: int = 200,
+    before_id: int | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    subject_id: str | None = None,
+    since: datetime | None = None,
+) -> list[AuditEntry]:
+    """Newest first, optionally filtered; page with ``before_id``."""
+    stmt = select(AuditLogRow)
+    if before_id is not None:
+        stmt = stmt.where(AuditLogRow.id < before_id)
+    if action:
+        stmt = stmt.where(AuditLogRow.action == action)
+    if actor:
+        stmt = stmt.where(AuditLogRow.actor == actor)
+    if subject_id:
+        stmt = stmt.where(AuditLogRow.subject_id == subject_id)
+    if since:
+        stmt = stmt.where(AuditLogRow.at >= since)
+    rows = (await tx.session.scalars(stmt.order_by(AuditLogRow.id.desc()).limit(limit))).all()
+    return [
+        AuditEntry(
+            id=r.id, at=r.at, actor_type=r.actor_type, actor=r.actor, action=r.action,
+            subject_type=r.subject_type, subject_id=r.subject_id, before=r.before, after=r.after,
+            reason=r.reason, source_ip=r.source_ip,
+        )
+        for r in rows
+    ]

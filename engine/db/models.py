@@ -1,0 +1,378 @@
+"""The data model: SQLAlchemy 2.0 typed tables for SQLite and PostgreSQL.
+
+Amounts are integer minor units; timestamps are UTC (``UTCDateTime``); secrets are ciphertext
+(``*_enc`` columns hold ``engine.crypto`` tokens, never plaintext). Indexes follow the workers'
+queries: due payments by ``next_check_at``, expiring payments by ``(status, expires_at)``,
+renewals by ``(status, current_period_end)``, deliveries by ``(status, next_attempt_at)``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from engine.db.types import BigIntPK, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: Idempotency is scoped: per API key, or per face ("console", "cli") when no key is involved.
+    idempotency_scope: Mapped[str] = mapped_column(String(64), default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    #: SHA-256 of the creating request, to tell a retry from a conflicting reuse of the key.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(128), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    khqr: Mapped[str] = mapped_column(Text)
+    md5: Mapped[str] = mapped_column(String(32), unique=True)
+    receiving_account: Mapped[str] = mapped_column(String(64))
+    bill_number: Mapped[str | None] = mapped_column(String(25))
+    description: Mapped[str | None] = mapped_column(Text)
+    customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    #: When the poller should next ask Bakong; NULL once nothing more will be asked.
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: "The customer says paid": the poller serves these first.
+    check_requested_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: A timed-out payment is still watched until then (a late find becomes PAID_LATE).
+    late_watch_until: Mapped[datetime | None]
+    check_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None]
+    last_check_result: Mapped[str | None] = mapped_column(String(64))
+    bakong_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    payer_account_enc: Mapped[str | None] = mapped_column(Text)
+    bakong_record: Mapped[dict[str, Any] | None]
+    created_by_type: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(128))
+    api_key_id: Mapped[str | None] = mapped_column(String(40))
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    deep_link: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
+        Index("ix_payments_status_expires_at", "status", "expires_at"),
+        Index("ix_payments_status_created_at", "status", "created_at"),
+    )
+
+
+class PaymentStatusHistoryRow(Base):
+    __tablename__ = "payment_status_history"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime]
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    cycle_days: Mapped[int] = mapped_column(Integer, default=30)
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    archived_at: Mapped[datetime | None]
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    #: The price and cycle of the current period: later plan price changes never alter them.
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    cycle_days: Mapped[int] = mapped_column(Integer)
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    trial_end: Mapped[datetime | None]
+    pending_plan_id: Mapped[str | None] = mapped_column(ForeignKey("plans.id"))
+    #: "upgrade" (waits for its prorated payment) or "downgrade" (applies at period end).
+    pending_change: Mapped[str | None] = mapped_column(String(16))
+    pending_change_at: Mapped[datetime | None]
+    pending_invoice_id: Mapped[str | None] = mapped_column(String(40))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    grace_until: Mapped[datetime | None]
+    last_reminder_at: Mapped[datetime | None]
+    incomplete_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_subscriptions_status_current_period_end", "status", "current_period_end"),)
+
+
+class SubscriptionStatusHistoryRow(Base):
+    __tablename__ = "subscription_status_history"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime]
+
+
+class SubscriptionInvoiceRow(Base):
+    """A charge of a subscription (first period, renewal, upgrade), paid by one or more KHQRs."""
+
+    __tablename__ = "subscription_invoices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    #: "initial", "renewal" or "upgrade".
+    kind: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: OPEN, PAID, VOID.
+    status: Mapped[str] = mapped_column(String(8))
+    payment_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+
+    #: One renewal per (subscription, period): running the renewer twice never bills twice.
+    __table_args__ = (UniqueConstraint("subscription_id", "kind", "period_start"),)
+
+
+class EventRow(Base):
+    """Append-only domain events: the transactional outbox and the change feed."""
+
+    __tablename__ = "events"
+
+    sequence: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_events_subject_type_subject_id", "subject_type", "subject_id"),)
+
+
+class WebhookEndpointRow(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: Event types this endpoint receives; empty means all.
+    event_types: Mapped[list[str]]
+    secret_enc: Mapped[str] = mapped_column(Text)
+    previous_secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    secret_rotated_at: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    #: Start of the current run of failures (NULL after any success).
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint. ``webhook-id`` is the event's id: the same on every retry."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_sequence: Mapped[int] = mapped_column(ForeignKey("events.sequence"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    #: PENDING (will be attempted at next_attempt_at), SUCCEEDED, FAILED (gave up), DISABLED.
+    status: Mapped[str] = mapped_column(String(12))
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_response_excerpt: Mapped[str | None] = mapped_column(Text)
+    last_duration_ms: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    succeeded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("event_sequence", "endpoint_id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
+class WebhookAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLogRow(Base):
+    """Append-only: who did what to which record, with before/after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_log_subject_type_subject_id", "subject_type", "subject_id"),)
+
+
+class BakongRequestRow(Base):
+    """The request ledger: one row per Bakong request reserved, shared by every process."""
+
+    __tablename__ = "bakong_requests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    reserved_at: Mapped[datetime]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_bakong_requests_token_fingerprint_day", "token_fingerprint", "day"),)
+
+
+class BakongQuotaRow(Base):
+    """Per token and Bakong day: requests reserved so far and the errorCode 17 latch."""
+
+    __tablename__ = "bakong_quota"
+
+    token_fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    exhausted_until: Mapped[datetime | None]
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    #: The first characters of the key, shown in lists so operators can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class LeaseRow(Base):
+    """Which process runs a background job; taken over when ``expires_at`` passes."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    extra: Mapped[dict[str, Any]]
+
+
+class EngineStateRow(Base):
+    """Small named state shared by processes (worker cursors, pause flags, heartbeats)."""
+
+    __tablename__ = "engine_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class SecretRow(Base):
+    """Named secrets (the Bakong token, the sandbox's signing key), encrypted at rest."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value_enc: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class SandboxTransferRow(Base):
+    """The built-in sandbox's own record of transfers 'paid' by a pretend bank app."""
+
+    __tablename__ = "sandbox_transfers"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    short_hash: Mapped[str] = mapped_column(String(8), index=True)
+    from_account: Mapped[str] = mapped_column(String(64))
+    to_account: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    instruction_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    tracking_status: Mapped[str | None] = mapped_column(String(32))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    acknowledged_ms: Mapped[int] = mapped_column(BigInteger)
+    static_qr: Mapped[bool] = mapped_column(Boolean, default=False)

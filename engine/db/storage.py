@@ -1,0 +1,63 @@
+"""The unit of work: ``Storage.transaction()`` yields a ``Tx`` that repositories write through.
+
+A ``Tx`` carries the session, the transaction's single "now" (so every row of one change shares
+one timestamp), the id factory and the data cipher. Events appended in a transaction are handed
+to ``on_commit`` listeners only after the commit succeeds (the event feed uses this to wake up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.clock import Clock
+from engine.crypto import DataCipher
+from engine.db.database import Database
+from engine.ids import IdFactory
+from engine.records import Event
+
+__all__ = ["Storage", "Tx"]
+
+
+@dataclass
+class Tx:
+    session: AsyncSession
+    now: datetime
+    ids: IdFactory
+    cipher: DataCipher
+    db: Database
+    events: list[Event] = field(default_factory=list)
+    _event_log_locked: bool = False
+
+
+class Storage:
+    """Database + clock + ids + cipher: everything a repository needs to write a change."""
+
+    def __init__(self, db: Database, *, clock: Clock, cipher: DataCipher, ids: IdFactory | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.cipher = cipher
+        self.ids = ids or IdFactory(clock)
+        self._commit_listeners: list[Callable[[list[Event]], None]] = []
+
+    def on_commit(self, listener: Callable[[list[Event]], None]) -> None:
+        """Call ``listener(events)`` after each commit that appended events."""
+        self._commit_listeners.append(listener)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.db.transaction() as session:
+            tx = Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)
+            yield tx
+        if tx.events:
+            for listener in self._commit_listeners:
+                listener(list(tx.events))
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        async with self.db.read() as session:
+            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)

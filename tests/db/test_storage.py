@@ -1,0 +1,279 @@
+"""Storage on SQLite and PostgreSQL: schema, transitions, history/audit/events, leases, ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select, text
+
+from engine.clock import ManualClock
+from engine.db import journal, leases, state
+from engine.db import payments as repo
+from engine.db.ledger import DatabaseRequestLedger
+from engine.db.migrate import current_revision, head_revision
+from engine.db.models import AuditLogRow, Base, EventRow, PaymentRow, PaymentStatusHistoryRow
+from engine.db.storage import Storage
+from engine.errors import BudgetExhausted, Conflict, InvalidInput, NotFound, QuotaExhausted
+from engine.records import Actor, ActorType, PaymentStatus
+
+CASHIER = Actor(ActorType.CASHIER, "dara")
+
+
+async def new_payment(storage: Storage, n: int = 1, **kw) -> str:
+    now = storage.clock.now()
+    async with storage.transaction() as tx:
+        p = await repo.insert(
+            tx,
+            actor=CASHIER,
+            amount_minor=kw.pop("amount_minor", 1000 * n),
+            currency=kw.pop("currency", "KHR"),
+            khqr=f"khqr-{n}",
+            md5=kw.pop("md5", f"{n:032x}"),
+            receiving_account="shop@devb",
+            expires_at=now + timedelta(minutes=15),
+            next_check_at=kw.pop("next_check_at", now),
+            **kw,
+        )
+    return p.id
+
+
+async def test_migrations_produce_exactly_the_models_schema(storage: Storage) -> None:
+    assert await current_revision(storage.db) == head_revision()
+    async with storage.db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
+        )
+    assert diff == []
+
+
+async def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_url: str) -> None:
+    from engine.db.database import Database
+
+    db = Database(sqlite_url, busy_timeout=7)
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 7000
+    await db.dispose()
+
+
+async def test_datetimes_come_back_timezone_aware_utc(storage: Storage) -> None:
+    pid = await new_payment(storage)
+    async with storage.read() as tx:
+        p = await repo.get(tx, pid)
+    assert p.created_at.tzinfo is not None
+    assert p.created_at.utcoffset() == timedelta(0)
+    assert p.created_at == storage.clock.now()
+    assert p.expires_at - p.created_at == timedelta(minutes=15)
+
+
+async def test_insert_writes_row_history_audit_and_event(storage: Storage) -> None:
+    pid = await new_payment(storage, reference="order-1")
+    async with storage.read() as tx:
+        hist = await repo.history(tx, pid)
+        events = await journal.events_since(tx, 0)
+        audit = await journal.list_audit(tx)
+    assert [(h.from_status, h.to_status) for h in hist] == [(None, "PENDING")]
+    assert [e.type for e in events] == ["payment.created"]
+    assert events[0].payload["reference"] == "order-1" and events[0].payload["amount"] == "1000"
+    assert [(a.action, a.actor, a.subject_id) for a in audit] == [("payment.create", "dara", pid)]
+
+
+async def test_transition_is_conditional_and_writes_everything_once(storage: Storage) -> None:
+    pid = await new_payment(storage)
+    async with storage.transaction() as tx:
+        paid = await repo.transition(
+            tx, pid, expected=[PaymentStatus.PENDING], to=PaymentStatus.PAID, actor=Actor.daemon(), reason="found",
+            changes={"paid_at": tx.now, "bakong_hash": "a" * 64, "next_check_at": None}, payer_account="abaakhppxxx@abaa",
+        )
+    assert paid is not None and paid.status is PaymentStatus.PAID and paid.payer_account == "abaakhppxxx@abaa"
+    async with storage.transaction() as tx:
+        again = await repo.transition(
+            tx, pid, expected=[PaymentStatus.PENDING], to=PaymentStatus.CANCELLED, actor=CASHIER, reason="late"
+        )
+    assert again is None
+    async with storage.read() as tx:
+        types = [e.type for e in await journal.events_since(tx, 0)]
+        hist = await repo.history(tx, pid)
+        raw = await tx.session.scalar(select(PaymentRow.payer_account_enc).where(PaymentRow.id == pid))
+    assert types == ["payment.created", "payment.completed"]
+    assert [h.to_status for h in hist] == ["PENDING", "PAID"]
+    assert raw is not None and "abaakhppxxx" not in raw and raw.startswith("v1:test1:")
+
+
+async def test_two_concurrent_transitions_exactly_one_wins(storage: Storage) -> None:
+    pid = await new_payment(storage)
+    gate = asyncio.Event()
+
+    async def attempt(to: PaymentStatus, actor: Actor) -> bool:
+        await gate.wait()
+        async with storage.transaction() as tx:
+            result = await repo.transition(tx, pid, expected=[PaymentStatus.PENDING], to=to, actor=actor, reason="race")
+            await asyncio.sleep(0.05)  # hold the transaction open so the other one really overlaps
+            return result is not None
+
+    tasks = [
+        asyncio.create_task(attempt(PaymentStatus.PAID, Actor.daemon())),
+        asyncio.create_task(attempt(PaymentStatus.CANCELLED, CASHIER)),
+    ]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert sorted(results) == [False, True]
+    async with storage.read() as tx:
+        n_events = await tx.session.scalar(select(func.count()).select_from(EventRow).where(EventRow.type != "payment.created"))
+        n_hist = await tx.session.scalar(select(func.count()).select_from(PaymentStatusHistoryRow))
+        n_audit = await tx.session.scalar(select(func.count()).select_from(AuditLogRow))
+    assert (n_events, n_hist, n_audit) == (1, 2, 2)
+
+
+async def test_a_bakong_hash_can_complete_only_one_payment(storage: Storage) -> None:
+    a = await new_payment(storage, 1)
+    b = await new_payment(storage, 2)
+    for pid in (a, b):
+        try:
+            async with storage.transaction() as tx:
+                await repo.transition(
+                    tx, pid, expected=[PaymentStatus.PENDING], to=PaymentStatus.PAID, actor=Actor.daemon(), reason="found",
+                    changes={"bakong_hash": "f" * 64},
+                )
+        except Conflict as exc:
+            assert "already recorded" in exc.message
+            failed = pid
+    assert failed == b
+    async with storage.read() as tx:
+        assert (await repo.get(tx, b)).status is PaymentStatus.PENDING
+        assert [e.type for e in await journal.events_since(tx, 0)].count("payment.completed") == 1
+
+
+async def test_idempotency_key_is_unique_per_scope(storage: Storage) -> None:
+    await new_payment(storage, 1, idempotency_scope="key_a", idempotency_key="order-7")
+    await new_payment(storage, 2, idempotency_scope="key_b", idempotency_key="order-7")
+    with pytest.raises(Conflict, match="idempotency key"):
+        await new_payment(storage, 3, idempotency_scope="key_a", idempotency_key="order-7")
+    async with storage.read() as tx:
+        found = await repo.get_by_idempotency_key(tx, "key_a", "order-7")
+        assert found is not None and found[0].amount_minor == 1000
+        assert await tx.session.scalar(select(func.count()).select_from(PaymentRow)) == 2
+
+
+async def test_due_query_serves_customer_requests_first(storage: Storage, clock: ManualClock) -> None:
+    now = clock.now()
+    early = await new_payment(storage, 1, next_check_at=now - timedelta(seconds=30))
+    later = await new_payment(storage, 2, next_check_at=now - timedelta(seconds=5))
+    future = await new_payment(storage, 3, next_check_at=now + timedelta(minutes=5))
+    async with storage.transaction() as tx:
+        assert await repo.request_check(tx, future)
+    async with storage.read() as tx:
+        due = await repo.due_for_check(tx, now, limit=10)
+        assert [p.id for p in due] == [future, early, later]
+        assert [p.id for p in await repo.due_for_check(tx, now, limit=1)] == [future]
+    async with storage.transaction() as tx:
+        await repo.record_check(tx, future, result="not_found", next_check_at=now + timedelta(seconds=30))
+    async with storage.read() as tx:
+        assert [p.id for p in await repo.due_for_check(tx, now, limit=10)] == [early, later]
+        p = await repo.get(tx, future)
+    assert p.check_count == 1 and p.last_check_result == "not_found" and p.check_requested_at is None
+
+
+async def test_search_filters_and_pages(storage: Storage, clock: ManualClock) -> None:
+    ids = []
+    for n in range(1, 8):
+        ids.append(await new_payment(storage, n, reference=f"ref-{n}", currency="USD" if n % 2 else "KHR"))
+        clock.advance(1)
+    async with storage.read() as tx:
+        page1, cursor = await repo.search(tx, repo.PaymentFilter(), limit=3)
+        page2, cursor2 = await repo.search(tx, repo.PaymentFilter(), limit=3, cursor=cursor)
+        page3, cursor3 = await repo.search(tx, repo.PaymentFilter(), limit=3, cursor=cursor2)
+        usd, _ = await repo.search(tx, repo.PaymentFilter(currency="USD"), limit=50)
+        by_text, _ = await repo.search(tx, repo.PaymentFilter(text="ref-4"), limit=50)
+        with pytest.raises(InvalidInput):
+            await repo.search(tx, repo.PaymentFilter(), cursor="garbage!")
+    assert [p.id for p in page1 + page2 + page3] == ids[::-1]
+    assert cursor3 is None
+    assert len(usd) == 4 and all(p.currency == "USD" for p in usd)
+    assert [p.reference for p in by_text] == ["ref-4"]
+
+
+async def test_get_unknown_payment_is_not_found(storage: Storage) -> None:
+    async with storage.read() as tx:
+        with pytest.raises(NotFound):
+            await repo.get(tx, "pay_nope")
+
+
+async def test_leases_one_holder_and_takeover_after_expiry(storage: Storage, clock: ManualClock) -> None:
+    async with storage.transaction() as tx:
+        assert await leases.acquire(tx, "poller", "proc-a", ttl=30)
+    async with storage.transaction() as tx:
+        assert not await leases.acquire(tx, "poller", "proc-b", ttl=30)
+    async with storage.transaction() as tx:
+        assert await leases.acquire(tx, "poller", "proc-a", ttl=30)  # renewal
+    clock.advance(31)
+    async with storage.transaction() as tx:
+        assert await leases.acquire(tx, "poller", "proc-b", ttl=30)
+    async with storage.transaction() as tx:
+        assert not await leases.release(tx, "poller", "proc-a")
+        held = await leases.list_leases(tx)
+    assert [(lease.name, lease.holder) for lease in held] == [("poller", "proc-b")]
+
+
+async def test_concurrent_lease_acquisition_has_one_winner(storage: Storage) -> None:
+    async def take(holder: str) -> bool:
+        async with storage.transaction() as tx:
+            return await leases.acquire(tx, "deliverer", holder, ttl=30)
+
+    results = await asyncio.gather(*(take(f"proc-{i}") for i in range(5)))
+    assert sum(results) == 1
+
+
+async def test_ledger_reserves_atomically_under_concurrency(storage: Storage, clock: ManualClock) -> None:
+    ledger = DatabaseRequestLedger(storage)
+
+    async def reserve() -> bool:
+        try:
+            await ledger.reserve("tok123", "check_transaction_by_md5", now=clock.now(), daily_budget=10)
+        except BudgetExhausted:
+            return False
+        return True
+
+    results = await asyncio.gather(*(reserve() for _ in range(25)))
+    assert sum(results) == 10
+    usage = await ledger.usage("tok123", now=clock.now(), daily_budget=10)
+    assert (usage.used, usage.remaining) == (10, 0)
+    # The budget is per token: another token is untouched.
+    assert (await ledger.usage("other", now=clock.now(), daily_budget=10)).used == 0
+
+
+async def test_ledger_resets_at_phnom_penh_midnight_and_latches(storage: Storage) -> None:
+    ledger = DatabaseRequestLedger(storage)
+    # 16:59 UTC is 23:59 in Phnom Penh.
+    before_midnight = datetime(2026, 3, 1, 16, 59, tzinfo=UTC)
+    rid = await ledger.reserve("tok", "md5", now=before_midnight, daily_budget=1)
+    await ledger.record(rid, outcome="not_found", http_status=200, error_code=1, duration_ms=12.5)
+    with pytest.raises(BudgetExhausted) as err:
+        await ledger.reserve("tok", "md5", now=before_midnight, daily_budget=1)
+    assert err.value.until == datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
+    after = datetime(2026, 3, 1, 17, 0, 1, tzinfo=UTC)
+    await ledger.reserve("tok", "md5", now=after, daily_budget=1)
+    # errorCode 17 latches until the next local midnight whatever our own budget says.
+    await ledger.latch_exhausted("tok", now=after, until=datetime(2026, 3, 2, 17, 0, tzinfo=UTC))
+    with pytest.raises(QuotaExhausted):
+        await ledger.reserve("tok", "md5", now=after + timedelta(hours=3), daily_budget=100)
+    assert (await ledger.usage("tok", now=after, daily_budget=100)).exhausted_until is not None
+
+
+async def test_state_and_secrets(storage: Storage) -> None:
+    async with storage.transaction() as tx:
+        await state.set_state(tx, "poller", {"paused": True})
+        await state.set_secret(tx, "bakong_token", "eyJhbGciOi.secret.token")
+    async with storage.transaction() as tx:
+        await state.set_state(tx, "poller", {"paused": False})
+    async with storage.read() as tx:
+        assert await state.get_state(tx, "poller") == {"paused": False}
+        assert await state.get_secret(tx, "bakong_token") == "eyJhbGciOi.secret.token"
+        raw = (await tx.session.execute(text("SELECT value_enc FROM secrets"))).scalar()
+    assert "secret.token" not in raw
