@@ -43,8 +43,11 @@ class Database:
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": busy_timeout}
-            # aiosqlite connections are cheap; a pool of them would hold locks across tasks.
-            kwargs["poolclass"] = NullPool
+            if database in ("", ":memory:"):
+                kwargs["poolclass"] = NullPool
+            else:
+                # Sessions always end in COMMIT or ROLLBACK; the pool's extra rollback is a wasted hop.
+                kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -8,13 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from engine.db.models import AuditLogRow, EventRow
 from engine.db.storage import Tx
 from engine.records import Actor, AuditEntry, Event
 
 __all__ = ["append_event", "audit", "event_from_row", "events_since", "last_sequence", "list_audit"]
+
+
+# Built once: constructing statements per call costs more than executing them on SQLite.
+_INSERT_EVENT = insert(EventRow).returning(EventRow.sequence)
+_INSERT_AUDIT = insert(AuditLogRow)
 
 
 def event_from_row(row: EventRow) -> Event:
@@ -34,17 +39,12 @@ async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, p
     if not tx._event_log_locked:
         await tx.db.lock_event_log(tx.session)
         tx._event_log_locked = True
-    row = EventRow(
-        id=tx.ids.new("msg"),
-        type=type_,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        payload=payload,
-        occurred_at=tx.now,
+    event_id = tx.ids.new("msg")
+    sequence = await tx.session.scalar(
+        _INSERT_EVENT,
+        dict(id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id, payload=payload, occurred_at=tx.now),
     )
-    tx.session.add(row)
-    await tx.session.flush()
-    event = event_from_row(row)
+    event = Event(int(sequence), event_id, type_, subject_type, subject_id, payload, tx.now)
     tx.events.append(event)
     return event
 
@@ -60,8 +60,9 @@ async def audit(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> None:
-    tx.session.add(
-        AuditLogRow(
+    await tx.session.execute(
+        _INSERT_AUDIT,
+        dict(
             at=tx.now,
             actor_type=actor.type.value,
             actor=actor.name,
@@ -72,7 +73,7 @@ async def audit(
             after=after,
             reason=reason,
             source_ip=actor.source_ip,
-        )
+        ),
     )
 
 

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, func, literal, or_, select, union_all, update
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.exc import IntegrityError
 
 from engine import events as ev
 from engine.db.journal import append_event, audit
 from engine.db.models import PaymentRow, PaymentStatusHistoryRow
 from engine.db.storage import Tx
+from engine.db.types import UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.money import to_major
 from engine.records import Actor, Payment, PaymentStatus, StatusChange
@@ -47,9 +49,12 @@ __all__ = [
 ]
 
 _PAYER_CONTEXT = "payments.payer_account"
+_INSERT_PAYMENT = sql_insert(PaymentRow)
+_INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow)
 
 
-def _to_record(tx: Tx, row: PaymentRow) -> Payment:
+def _to_record(tx: Tx, row: Any) -> Payment:
+    """From an ORM row or a Core row (both expose the columns as attributes)."""
     payer = tx.cipher.decrypt(row.payer_account_enc, context=_PAYER_CONTEXT) if row.payer_account_enc else None
     return Payment(
         id=row.id,
@@ -140,7 +145,7 @@ async def insert(
     reason: str = "created",
 ) -> Payment:
     """Insert a new payment with its first history row, audit row and ``payment.created`` event."""
-    row = PaymentRow(
+    values: dict[str, Any] = dict(
         id=payment_id or tx.ids.new("pay"),
         idempotency_scope=idempotency_scope,
         idempotency_key=idempotency_key,
@@ -167,22 +172,25 @@ async def insert(
         invoice_id=invoice_id,
         deep_link=deep_link,
     )
-    tx.session.add(row)
+    # No savepoint: a duplicate is the first write of its transaction, which simply rolls back.
     try:
-        async with tx.session.begin_nested():
-            await tx.session.flush()
+        await tx.session.execute(_INSERT_PAYMENT, values)
     except IntegrityError as exc:
         raise Conflict(f"a payment with this {_which_unique(exc)} already exists") from None
-    tx.session.add(
-        PaymentStatusHistoryRow(
-            payment_id=row.id, from_status=None, to_status=status.value, reason=reason, actor=str(actor), at=tx.now
-        )
-    )
+    await _add_history(tx, values["id"], None, status.value, reason, actor)
+    row = PaymentRow(**values, payer_account_enc=None, bakong_record=None)
     payment = _to_record(tx, row)
     data = payment_event_data(payment)
-    await audit(tx, actor, "payment.create", "payment", row.id, after=data)
-    await append_event(tx, ev.PAYMENT_EVENT_BY_STATUS[status], "payment", row.id, data)
+    await audit(tx, actor, "payment.create", "payment", payment.id, after=data)
+    await append_event(tx, ev.PAYMENT_EVENT_BY_STATUS[status], "payment", payment.id, data)
     return payment
+
+
+async def _add_history(tx: Tx, payment_id: str, from_status: str | None, to_status: str, reason: str, actor: Actor) -> None:
+    await tx.session.execute(
+        _INSERT_HISTORY,
+        dict(payment_id=payment_id, from_status=from_status, to_status=to_status, reason=reason, actor=str(actor), at=tx.now),
+    )
 
 
 def _which_unique(exc: IntegrityError) -> str:
@@ -235,11 +243,7 @@ async def transition(
         return None
     await tx.session.refresh(before_row)
     payment = _to_record(tx, before_row)
-    tx.session.add(
-        PaymentStatusHistoryRow(
-            payment_id=payment_id, from_status=before["status"], to_status=to.value, reason=reason, actor=str(actor), at=tx.now
-        )
-    )
+    await _add_history(tx, payment_id, before["status"], to.value, reason, actor)
     data = payment_event_data(payment)
     await audit(
         tx, actor, action or f"payment.{to.value.lower()}", "payment", payment_id, before=before, after=data, reason=reason
@@ -290,29 +294,46 @@ async def find_by_hash(tx: Tx, bakong_hash: str) -> Payment | None:
     return _to_record(tx, row) if row else None
 
 
+def _build_due_query() -> Any:
+    """Two index-ordered subqueries (requested, due) glued with UNION ALL: one round trip.
+
+    Built once with bind parameters; building it per call costs more than running it.
+    """
+    t = PaymentRow.__table__
+    limit = bindparam("limit", type_=Integer)
+    requested = (
+        select(t, literal(0).label("_rank"), t.c.check_requested_at.label("_key"))
+        .where(t.c.check_requested_at.is_not(None), t.c.next_check_at.is_not(None))
+        .order_by(t.c.check_requested_at)
+        .limit(limit)
+        .subquery()
+    )
+    due = (
+        select(t, literal(1).label("_rank"), t.c.next_check_at.label("_key"))
+        .where(t.c.next_check_at <= bindparam("now", type_=UTCDateTime()))
+        .order_by(t.c.next_check_at)
+        .limit(limit)
+        .subquery()
+    )
+    both = union_all(select(requested), select(due)).subquery()
+    return select(both).order_by(both.c._rank, both.c._key)
+
+
+_DUE_QUERY = _build_due_query()
+
+
 async def due_for_check(tx: Tx, now: datetime, limit: int) -> list[Payment]:
     """Payments to ask Bakong about now: "customer says paid" requests first, then by due time."""
-    requested = (
-        await tx.session.scalars(
-            select(PaymentRow)
-            .where(PaymentRow.check_requested_at.is_not(None), PaymentRow.next_check_at.is_not(None))
-            .order_by(PaymentRow.check_requested_at)
-            .limit(limit)
-        )
-    ).all()
-    rows = list(requested)
-    if len(rows) < limit:
-        seen = {r.id for r in rows}
-        due = (
-            await tx.session.scalars(
-                select(PaymentRow)
-                .where(PaymentRow.next_check_at <= now)
-                .order_by(PaymentRow.next_check_at)
-                .limit(limit)
-            )
-        ).all()
-        rows.extend(r for r in due if r.id not in seen)
-    return [_to_record(tx, r) for r in rows[:limit]]
+    rows = (await tx.session.execute(_DUE_QUERY, {"now": now, "limit": limit})).all()
+    out: list[Payment] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.id not in seen:
+            seen.add(row.id)
+            out.append(_to_record(tx, row))
+            if len(out) == limit:
+                break
+    return out
 
 
 async def next_due_at(tx: Tx) -> datetime | None:
