@@ -538,11 +538,11 @@ class BakongClient:
         try:
             tx = await self.check_transaction_by_md5(key)
         except TransactionNotFound as exc:
-            return CheckOutcome(key, CheckStatus.NOT_FOUND, message=exc.message, error=exc)
+            return CheckOutcome(key, CheckStatus.NOT_FOUND, message=exc.message)
         except StaticQRNotSupported as exc:
-            return CheckOutcome(key, CheckStatus.STATIC_QR, message=exc.message, error=exc)
+            return CheckOutcome(key, CheckStatus.STATIC_QR, message=exc.message)
         except TransactionFailed as exc:
-            return CheckOutcome(key, CheckStatus.FAILED, message=exc.message, error=exc)
+            return CheckOutcome(key, CheckStatus.FAILED, message=exc.message)
         except BakongAnswer as exc:  # pragma: no cover - the three above are the only answers
             return CheckOutcome(key, CheckStatus.REFUSED, message=exc.message, error=exc)
         except BadRequest as exc:

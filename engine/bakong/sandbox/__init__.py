@@ -8,6 +8,7 @@
 from engine.bakong.sandbox.app import PAYER_ACCOUNTS, BakongSandbox, create_sandbox_app
 from engine.bakong.sandbox.control import DEFAULT_SANDBOX_URL, SandboxControl
 from engine.bakong.sandbox.faults import LIST_ITEM_LAYOUTS, MALFORMED_KINDS, SandboxFaults
+from engine.bakong.sandbox.server import ThreadedServer, serve_forever
 from engine.bakong.sandbox.store import FileTransferStore, InMemoryTransferStore, SandboxTransfer, TransferStore
 from engine.bakong.sandbox.tokens import TOKEN_LIFETIME_SECONDS, issue_token, verify_token
 
@@ -23,8 +24,10 @@ __all__ = [
     "SandboxControl",
     "SandboxFaults",
     "SandboxTransfer",
+    "ThreadedServer",
     "TransferStore",
     "create_sandbox_app",
     "issue_token",
+    "serve_forever",
     "verify_token",
 ]

@@ -602,17 +602,14 @@ def _decimal(value: Any) -> Decimal:
 
 def _read_qr(qr: str, *, now_ms: int, allow_expired: bool) -> dict[str, Any]:
     """A KHQR as a banking app reads it: receiver, currency, amount, expiry; refuses invalid ones."""
-    from engine.khqr.crc import md5 as khqr_md5
-    from engine.khqr.decode import decode
-    from engine.khqr.errors import KHQRError
-    from engine.khqr.verify import validate
+    from engine import khqr  # imported here: the bulk path never needs it
 
     try:
-        validate(qr, now_ms=now_ms)
-    except KHQRError as exc:
+        khqr.validate(qr, now_ms=now_ms)
+    except khqr.KHQRError as exc:
         if not (allow_expired and exc.code == 46):
             raise InvalidInput(f"a bank app refuses this KHQR: {exc.message}", field="qr") from None
-    fields = decode(qr)
+    fields = khqr.decode(qr)
     currency = {"116": "KHR", "840": "USD"}.get(fields.get("transaction_currency") or "")
     if currency is None:
         raise InvalidInput("a bank app refuses this KHQR: unsupported currency", field="qr")
@@ -620,7 +617,7 @@ def _read_qr(qr: str, *, now_ms: int, allow_expired: bool) -> dict[str, Any]:
     static = fields.get("point_of_initiation_method") != "12" or not amount_text
     expiration = fields.get("expiration_timestamp")
     return {
-        "md5": khqr_md5(qr),
+        "md5": khqr.md5(qr),
         "to_account": fields.get("bakong_account_id") or "",
         "currency": currency,
         "amount": None if static else Decimal(amount_text),
