@@ -312,7 +312,6 @@ _ITEM_STATUS = {
     "FAIL": CheckStatus.FAILED,
 }
 _ITEM_CODE = {0: CheckStatus.PAID, 1: CheckStatus.NOT_FOUND, 2: CheckStatus.STATIC_QR, 3: CheckStatus.FAILED}
-_ITEM_ENVELOPE_KEYS = {"md5", "hash", "status", "message", "data", "transaction", "errorCode", "responseCode"}
 
 
 def _item_transaction(item: Mapping[str, Any]) -> Any:
@@ -325,13 +324,27 @@ def _item_transaction(item: Mapping[str, Any]) -> Any:
     return None
 
 
+def _item_message(item: Mapping[str, Any]) -> str:
+    message = item.get("message") or item.get("responseMessage") or ""
+    if message.__class__ is str and len(message) <= _MESSAGE_LIMIT:
+        return message
+    return _short(message)
+
+
 def _item_outcome(key: str, item: Any, label: str) -> CheckOutcome:
-    if not isinstance(item, Mapping):
+    if item.__class__ is not dict and not isinstance(item, Mapping):
         err = MalformedResponse(f"Bakong's list item for {key} is not an object", endpoint=label)
         return CheckOutcome(key, CheckStatus.REFUSED, message=err.message, error=err, raw=item)
-    message = _short(item.get("message") or item.get("responseMessage") or "")
-    raw_status = _text(item.get("status"))
-    status = _ITEM_STATUS.get(raw_status.strip().upper()) if raw_status else None
+    raw = item.get("status")
+    status = _ITEM_STATUS.get(raw) if raw.__class__ is str else None
+    if status is not None and status is not CheckStatus.PAID:
+        return CheckOutcome(key, status, message=_item_message(item), raw=item)  # the common case
+    message = _item_message(item)
+    raw_status = _text(raw)
+    if status is None and raw_status:
+        status = _ITEM_STATUS.get(raw_status.strip().upper())
+    if status is not None and status is not CheckStatus.PAID:
+        return CheckOutcome(key, status, message=message, raw=item)
     tx_data = _item_transaction(item)
     if status is None and raw_status is None:
         code = _as_int(item.get("errorCode"))
@@ -361,12 +374,13 @@ def parse_list(data: Any, keys: Sequence[str], *, key_field: str, endpoint: Endp
     if not isinstance(data, list):
         raise MalformedResponse(f"Bakong's bulk answer on {label} has no list of items", endpoint=label)
     wanted = {k.lower(): k for k in keys}
+    positional = len(data) == len(keys)
     found: dict[str, CheckOutcome] = {}
     for index, item in enumerate(data):
-        item_key = _text(item.get(key_field)) if isinstance(item, Mapping) else None
-        if item_key is not None:
-            key = wanted.get(item_key.strip().lower())
-        elif index < len(keys) and len(data) == len(keys):
+        item_key = item.get(key_field) if item.__class__ is dict or isinstance(item, Mapping) else None
+        if item_key.__class__ is str:
+            key = wanted.get(item_key) or wanted.get(item_key.strip().lower())
+        elif item_key is None and positional:
             key = keys[index]
         else:
             key = None

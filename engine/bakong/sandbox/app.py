@@ -50,7 +50,7 @@ from engine.clock import Clock
 from engine.errors import BakongConsoleError, InvalidInput
 from engine.money import EXPONENT, check_currency
 
-__all__ = ["BakongSandbox", "PAYER_ACCOUNTS", "create_sandbox_app"]
+__all__ = ["PAYER_ACCOUNTS", "BakongSandbox", "SandboxApp", "create_sandbox_app"]
 
 #: Pooled Bakong accounts of payers' banks: what ``fromAccountId`` shows for bank-app payers.
 PAYER_ACCOUNTS = ("abaakhppxxx@abaa", "acledakhppxxx@acld", "wingkhppxxx@wing", "cadikhppxxx@cadi")
@@ -143,8 +143,7 @@ class BakongSandbox:
         self._authorization = ""
         self._token_exp: float | None = None
         self._set_token(token or issue_token(self.secret, now=clock.now(), rng=self.rng))
-        self.app = Starlette(routes=self._routes())
-        self.app.state.sandbox = self
+        self.app = SandboxApp(self)
 
     # --- token ------------------------------------------------------------------------------------
 
@@ -434,7 +433,14 @@ class BakongSandbox:
 
     # --- the request pipeline ---------------------------------------------------------------------
 
-    async def _serve(self, request: Request, endpoint: Endpoint, handler: Handler, auth: Auth) -> Response:
+    async def _serve(
+        self,
+        endpoint: Endpoint,
+        handler: Handler,
+        auth: Auth,
+        header: str | None,
+        read_body: Callable[[], Awaitable[bytes]],
+    ) -> Response:
         faults = self.faults
         stats = self.stats
         stats[endpoint.label] += 1
@@ -456,7 +462,6 @@ class BakongSandbox:
         if faults.malformed_rate and rng.random() < faults.malformed_rate:
             return Response(_MALFORMED[faults.malformed_kind], media_type=_JSON)
         if auth != "none":
-            header = request.headers.get("authorization")
             if header is not None or auth == "required":
                 if faults.token_expired or not self._authorized(header):
                     return _envelope(6, _MSG_UNAUTHORIZED, status=401)
@@ -470,15 +475,15 @@ class BakongSandbox:
                         )
         if faults.force_error_code is not None:
             return _envelope(faults.force_error_code, faults.force_error_message)
-        body = await request.body()
+        body = await read_body()
         try:
             payload = json.loads(body, parse_float=Decimal) if body.strip() else None
         except (ValueError, UnicodeDecodeError):
             return _envelope(5, "Request body must be JSON.", status=400)
         return await handler(payload)
 
-    def _routes(self) -> list[Route]:
-        table: list[tuple[Endpoint, Handler, Auth]] = [
+    def _v1_table(self) -> list[tuple[Endpoint, Handler, Auth]]:
+        return [
             (Endpoint.MD5, self._by_md5, "required"),
             (Endpoint.MD5_LIST, self._by_md5_list, "required"),
             (Endpoint.HASH, self._by_hash, "required"),
@@ -490,7 +495,11 @@ class BakongSandbox:
             (Endpoint.ACCOUNT, self._account, "optional"),
             (Endpoint.RENEW_TOKEN, self._renew, "none"),
         ]
-        routes = [Route(ep.value, self._bind(ep, handler, auth), methods=["POST"]) for ep, handler, auth in table]
+
+    def _routes(self) -> list[Route]:
+        routes = [
+            Route(ep.value, self._bind(ep, handler, auth), methods=["POST"]) for ep, handler, auth in self._v1_table()
+        ]
         routes += [
             Route("/sandbox/pay", self._control_pay, methods=["POST"]),
             Route("/sandbox/transfers", self._control_transfers, methods=["GET"]),
@@ -503,7 +512,7 @@ class BakongSandbox:
 
     def _bind(self, endpoint: Endpoint, handler: Handler, auth: Auth) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
-            return await self._serve(request, endpoint, handler, auth)
+            return await self._serve(endpoint, handler, auth, request.headers.get("authorization"), request.body)
 
         serve.__name__ = endpoint.label
         return serve
@@ -588,6 +597,45 @@ class BakongSandbox:
         return Response(_dumps(info), media_type=_JSON)
 
 
+class SandboxApp:
+    """The sandbox's ASGI entry point: Bakong's POST paths go straight to their handlers (the bulk
+    path must stay cheap), everything else (control paths, 404s, 405s) through Starlette."""
+
+    def __init__(self, sandbox: BakongSandbox) -> None:
+        self.sandbox = sandbox
+        self.router = Starlette(routes=sandbox._routes())
+        self.router.state.sandbox = sandbox
+        self.state = self.router.state
+        self._v1 = {ep.value: (ep, handler, auth) for ep, handler, auth in sandbox._v1_table()}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._v1.get(scope["path"])
+            if route is not None:
+                endpoint, handler, auth = route
+                header = None
+                for name, value in scope["headers"]:
+                    if name == b"authorization":
+                        header = value.decode("latin-1")
+                        break
+
+                async def read_body() -> bytes:
+                    chunks = []
+                    while True:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            break
+                        chunks.append(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            break
+                    return b"".join(chunks)
+
+                response = await self.sandbox._serve(endpoint, handler, auth, header, read_body)
+                await response(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise InvalidInput("amount must be a number", field="amount")
@@ -636,7 +684,7 @@ def create_sandbox_app(
     rng: random.Random | None = None,
     secret: bytes | None = None,
     on_token_renewed: Callable[[str], Awaitable[None]] | None = None,
-) -> Starlette:
+) -> SandboxApp:
     """The sandbox as an ASGI app; its ``BakongSandbox`` is ``app.state.sandbox``.
 
     ``token``: the token it accepts (None: it issues its own 90-day HS256 JWT, read it from
