@@ -2,7 +2,8 @@
 
 Amounts are ``Decimal`` in major units exactly as Bakong sent them (``amount_minor`` converts to
 the engine's integer minor units); timestamps are aware UTC datetimes. Every result keeps the raw
-JSON it was parsed from (``raw``) for the audit log, excluded from equality and repr.
+JSON it was parsed from (``raw``, plain JSON types, ready for ``json.dumps``) for the audit log,
+excluded from equality and repr.
 """
 
 from __future__ import annotations

@@ -253,6 +253,19 @@ def parse_ms(value: Any) -> datetime | None:
         return None
 
 
+def _plain(value: Any) -> Any:
+    """JSON as the standard library would have read it (Decimal numbers back to float), so ``raw``
+    values can be stored as JSON by anyone; the typed fields keep the exact Decimal."""
+    cls = value.__class__
+    if cls is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if cls is list:
+        return [_plain(v) for v in value]
+    if cls is Decimal:
+        return float(value)
+    return value
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -296,7 +309,7 @@ def parse_transaction(data: Any, *, endpoint: str | None = None) -> Transaction:
         tracking_status=_text(data.get("trackingStatus")),
         receiver_bank=_text(data.get("receiverBank")),
         receiver_bank_account=_text(data.get("receiverBankAccount")),
-        raw=dict(data),
+        raw=_plain(dict(data)),
     )
 
 
@@ -334,17 +347,17 @@ def _item_message(item: Mapping[str, Any]) -> str:
 def _item_outcome(key: str, item: Any, label: str) -> CheckOutcome:
     if item.__class__ is not dict and not isinstance(item, Mapping):
         err = MalformedResponse(f"Bakong's list item for {key} is not an object", endpoint=label)
-        return CheckOutcome(key, CheckStatus.REFUSED, message=err.message, error=err, raw=item)
+        return CheckOutcome(key, CheckStatus.REFUSED, message=err.message, error=err, raw=_plain(item))
     raw = item.get("status")
     status = _ITEM_STATUS.get(raw) if raw.__class__ is str else None
     if status is not None and status is not CheckStatus.PAID:
-        return CheckOutcome(key, status, message=_item_message(item), raw=item)  # the common case
+        return CheckOutcome(key, status, message=_item_message(item), raw=_plain(item))  # the common case
     message = _item_message(item)
     raw_status = _text(raw)
     if status is None and raw_status:
         status = _ITEM_STATUS.get(raw_status.strip().upper())
     if status is not None and status is not CheckStatus.PAID:
-        return CheckOutcome(key, status, message=message, raw=item)
+        return CheckOutcome(key, status, message=message, raw=_plain(item))
     tx_data = _item_transaction(item)
     if status is None and raw_status is None:
         code = _as_int(item.get("errorCode"))
@@ -354,14 +367,14 @@ def _item_outcome(key: str, item: Any, label: str) -> CheckOutcome:
     if status is None:
         shown = raw_status or "an item without a status"
         err = UnknownRefusal(f"Bakong answered {shown} for {key}" + (f": {message}" if message else ""), endpoint=label)
-        return CheckOutcome(key, CheckStatus.REFUSED, message=message or shown, error=err, raw=item)
+        return CheckOutcome(key, CheckStatus.REFUSED, message=message or shown, error=err, raw=_plain(item))
     if status is CheckStatus.PAID:
         try:
             tx = parse_transaction(tx_data, endpoint=label)
         except MalformedResponse as exc:
-            return CheckOutcome(key, CheckStatus.REFUSED, message=exc.message, error=exc, raw=item)
-        return CheckOutcome(key, status, transaction=tx, message=message, raw=item)
-    return CheckOutcome(key, status, message=message, raw=item)
+            return CheckOutcome(key, CheckStatus.REFUSED, message=exc.message, error=exc, raw=_plain(item))
+        return CheckOutcome(key, status, transaction=tx, message=message, raw=_plain(item))
+    return CheckOutcome(key, status, message=message, raw=_plain(item))
 
 
 def parse_list(data: Any, keys: Sequence[str], *, key_field: str, endpoint: Endpoint) -> dict[str, CheckOutcome]:
@@ -412,7 +425,7 @@ def parse_account(account_id: str, envelope: Envelope) -> AccountInfo:
         can_receive=_bool(data.get("canReceive")),
         frozen=_bool(data.get("frozen")),
         full_name=_text(data.get("fullName")),
-        raw=dict(envelope.raw),
+        raw=_plain(envelope.raw),
     )
 
 
@@ -422,7 +435,7 @@ def parse_deeplink(envelope: Envelope) -> DeepLink:
     full = _text(data.get("fullLink"))
     if not short and not full:
         raise MalformedResponse("Bakong's deep link answer has no link", endpoint=Endpoint.DEEPLINK.label)
-    return DeepLink(short_link=short or full or "", full_link=full, raw=dict(envelope.raw))
+    return DeepLink(short_link=short or full or "", full_link=full, raw=_plain(envelope.raw))
 
 
 def parse_token(envelope: Envelope) -> str:

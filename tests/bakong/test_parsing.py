@@ -176,6 +176,7 @@ def test_a_transaction_parses_exactly_and_ignores_unknown_fields() -> None:
     assert tx.short_hash == "abababab"
     assert tx.to_account_id == "myshop@aclb" and tx.external_ref == "100FT00000000000"
     assert tx.raw["someNewField"] == {"nested": True}
+    assert json.loads(json.dumps(tx.raw)) == {**TX, "someNewField": {"nested": True}}  # storable as JSON
     assert parse_transaction({**TX, "amount": "1.25", "currency": "840"}).currency == "USD"
     assert parse_transaction({**TX, "amount": 0.001}).amount_minor is None
     for broken in ({**TX, "hash": None}, {**TX, "amount": None}, {**TX, "currency": ""}, None, []):
@@ -210,6 +211,9 @@ def test_bulk_items_carry_the_transaction_in_any_of_three_places(layout: str) ->
     assert outcomes[md5s[0]].transaction.hash == TX["hash"]
     assert isinstance(outcomes[md5s[4]].error, UnknownRefusal)
     assert "SERVICE_FAILED" in outcomes[md5s[4]].error.message
+    decimal_items = json.loads(json.dumps(items), parse_float=Decimal)
+    reparsed = parse_list(decimal_items, md5s, key_field="md5", endpoint=Endpoint.MD5_LIST)
+    assert json.loads(json.dumps([o.raw for o in reparsed.values()])) == items
 
 
 def test_bulk_items_are_matched_by_key_then_by_position_and_missing_ones_are_refused() -> None:
