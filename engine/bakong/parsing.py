@@ -253,12 +253,18 @@ def parse_ms(value: Any) -> datetime | None:
         return None
 
 
+_CONTAINERS_AND_DECIMALS = frozenset({dict, list, Decimal})
+
+
 def _plain(value: Any) -> Any:
     """JSON as the standard library would have read it (Decimal numbers back to float), so ``raw``
     values can be stored as JSON by anyone; the typed fields keep the exact Decimal."""
     cls = value.__class__
     if cls is dict:
-        return {k: _plain(v) for k, v in value.items()}
+        for item in value.values():
+            if item.__class__ in _CONTAINERS_AND_DECIMALS:
+                return {k: _plain(v) for k, v in value.items()}
+        return value  # already plain (the common "not found" item): no copy
     if cls is list:
         return [_plain(v) for v in value]
     if cls is Decimal:
