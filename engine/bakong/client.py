@@ -117,7 +117,13 @@ def _check_keys(keys: Iterable[str], pattern: re.Pattern[str], what: str) -> lis
 
 
 class BakongClient:
-    """The Bakong Open API, typed, budgeted and retried. Use as ``async with`` or call ``aclose``."""
+    """The Bakong Open API, typed, budgeted and retried. Use as ``async with`` or call ``aclose``.
+
+    ``ledger`` counts every request against ``daily_budget`` for the token's fingerprint;
+    ``token_store`` keeps renewed and imported tokens (call ``load_token`` at start to adopt a
+    stored one); ``email`` enables renewal. ``clock`` and ``rng`` drive the retry sleeps and their
+    jitter. ``transport`` replaces the network (``httpx.ASGITransport(sandbox_app)`` in-process).
+    """
 
     def __init__(
         self,
@@ -186,7 +192,11 @@ class BakongClient:
         base_url: str | None = None,
         token: str | None = None,
     ) -> BakongClient:
-        """A client configured by ``[bakong]``; ``base_url``/``token`` override it (embedded sandbox)."""
+        """A client configured by ``[bakong]``; ``base_url``/``token`` override it.
+
+        For the built-in sandbox (environment "sandbox" without ``base_url``) pass
+        ``transport=httpx.ASGITransport(app)`` and the sandbox's token; ``SANDBOX_URL`` is only a label.
+        """
         return cls(
             base_url=base_url or base_url_for(settings),
             clock=clock,
@@ -626,7 +636,12 @@ class BakongClient:
         return await self._ledger.usage(self.fingerprint, now=self._clock.now(), daily_budget=self.daily_budget)
 
     async def diagnose(self) -> Diagnosis:
-        """Can we talk to Bakong right now? One sentence and a kind; spends at most one request."""
+        """Can we talk to Bakong right now? One sentence and a kind.
+
+        Spends one metered request (none when the token, the budget or a quota latch already
+        answers the question), never retries it and never renews on its answer; an expired token
+        is renewed first when an e-mail is set, as any call would.
+        """
         where = f"{self.environment} ({self.base_url})"
         info = self.token_info()
         if info is None and not self._email:
