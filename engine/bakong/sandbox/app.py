@@ -10,8 +10,9 @@ Control paths (not part of Bakong):
 
 - ``POST /sandbox/pay``: ``{"qr": …}`` or ``{"md5", "amount", "currency", "to_account"}``; options
   ``amount`` (a static QR needs it; on a dynamic QR it overrides the QR's), ``wrong_amount``,
-  ``to_account`` (a wrong receiver), ``late_seconds`` (paid that long after the QR expired),
-  ``paid_at_ms``, ``from_account``, ``fail`` (a transfer that failed), ``description``.
+  ``to_account`` (a wrong receiver), ``late_seconds`` (paid that long after the QR expired; by MD5,
+  that long from now), ``paid_at_ms``, ``from_account``, ``fail`` (a transfer that failed),
+  ``description``. A transfer dated in the future stays invisible to lookups until then.
 - ``GET /sandbox/transfers?limit=N``, ``GET|POST /sandbox/faults`` (``{"reset": true}`` clears),
   ``GET /sandbox/stats``, ``POST /sandbox/stats/reset``, ``GET /sandbox/info``.
 
