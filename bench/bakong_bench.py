@@ -180,7 +180,7 @@ async def client_rates(
         verifier.check({key: await client.check_payment(key)})
         return 1
 
-    await batched(0)  # warm the connection
+    await run_for(min(1.0, seconds), 1, batched)  # warm up: connection, caches, CPU clocks
     results: dict[str, Figure] = {}
     plans = dict.fromkeys([("batched", batched, 1), ("batched", batched, tasks), ("single", single, 1), ("single", single, tasks)])
     for label, step, count in plans:
@@ -284,7 +284,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(line(f"client via ASGITransport, {label.split()[0]}", in_process[label], server=False))
 
     best = max(figure.rate for label, figure in loopback.items() if label.startswith("batched"))
-    capacity = 50_000 / loopback["batched x1"].client_cpu_ms
+    capacity = 50_000 / min(f.client_cpu_ms for label, f in loopback.items() if label.startswith("batched"))
     verdict = "met" if best >= TARGET else "NOT met"
     print(f"client capacity batched: {capacity:,.0f} MD5 checks per client CPU-second")
     print(f"target >= {TARGET:,} MD5 checks/s batched over loopback: {verdict} ({best:,.0f}/s)")
