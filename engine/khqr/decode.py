@@ -15,7 +15,7 @@ simply contributes nothing.
 from __future__ import annotations
 
 from engine.khqr.errors import KHQRError
-from engine.khqr.tlv import cut, extract, from_units, to_units
+from engine.khqr.tlv import extract, from_units, read_fields, template_fields, to_units
 
 __all__ = ["DECODED_KEYS", "KHQR_TAGS", "TEMPLATE_FIELDS", "decode", "decode_non_khqr"]
 
@@ -83,6 +83,7 @@ DECODED_KEYS: tuple[str, ...] = (
 )
 
 _EMPTY: dict[str, str | None] = dict.fromkeys(DECODED_KEYS)
+_TEMPLATE_TAGS = frozenset(TEMPLATE_FIELDS)
 _MERCHANT_TEMPLATE = {**TEMPLATE_FIELDS["29"], "01": "merchant_id"}
 
 
@@ -97,44 +98,31 @@ def decode(qr: str) -> dict[str, str | None]:
         raise KHQRError(8, f"a KHQR is a string, got {type(qr).__name__}")
     units, astral = to_units(qr)
 
-    tags: dict[str, str] = {}
+    out = _EMPTY.copy()
+    plain_fields = _PLAIN_FIELDS
+    templates: dict[str, str] = {}
     merchant_type: str | None = None
-    is_merchant = False
-    last = ""
-    rest = units
-    while rest:
-        tag, value, after = cut(rest)
-        if tag == last:
-            break
-        if tag == "30":
-            merchant_type = "30"
-            tag = "29"
-            is_merchant = True
+    is_merchant = False  # any tag 30 makes the SDK read sub-tag 01 as the merchant id
+    for tag, value in read_fields(units):
+        name = plain_fields.get(tag)
+        if name is not None:
+            out[name] = value  # a repeated tag: the last one wins, as in the SDK
         elif tag == "29":
             merchant_type = "29"
-        if tag in KHQR_TAGS:
-            tags[tag] = value
-        if len(after) == len(rest):
-            break  # no progress: the SDK would spin here
-        rest = after
-        last = tag
-
-    out = _EMPTY.copy()
+            templates["29"] = value
+        elif tag == "30":
+            merchant_type = "30"
+            is_merchant = True
+            templates["29"] = value
+        elif tag in _TEMPLATE_TAGS:
+            templates[tag] = value
     out["merchant_type"] = merchant_type
-    for tag, value in tags.items():
-        plain = _PLAIN_FIELDS.get(tag)
-        if plain is not None:
-            out[plain] = from_units(value) if astral else value
-            continue
-        names = _MERCHANT_TEMPLATE if is_merchant and tag == "29" else TEMPLATE_FIELDS[tag]
-        while value:
-            sub, sub_value, after = cut(value)
-            name = names.get(sub)
-            if name is not None:
-                out[name] = from_units(sub_value) if astral else sub_value
-            if len(after) == len(value):
-                break  # no progress: the SDK would spin here
-            value = after
+    for tag, value in templates.items():
+        out.update(template_fields(value, _MERCHANT_TEMPLATE if is_merchant and tag == "29" else TEMPLATE_FIELDS[tag]))
+    if astral:
+        for key, value in out.items():
+            if value is not None and key != "merchant_type":
+                out[key] = from_units(value)
     return out
 
 

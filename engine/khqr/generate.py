@@ -6,6 +6,9 @@ category code, currency, amount, merchant name, city, additional data, language 
 timestamps. Where the SDK would emit a broken string (a JavaScript ``TypeError`` as the QR, a
 field longer than 99 characters written with a 3-digit length, an amount in exponent form), this
 module raises a ``KHQRError`` that says what is wrong instead.
+
+Speed: the common inputs (ASCII text, ``Decimal``/``int`` amounts, an ``int`` expiration) take
+short inline paths; anything else goes through the general checks, which give the same result.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ _CURRENCY_BY_TEXT = {"KHR": "116", "USD": "840", "116": "116", "840": "840"}
 _CURRENCY_BY_INT = {116: "116", 840: "840"}
 _NUMERIC_TEXT = _re(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 _ASCII_DIGITS = _re(r"[0-9]+\Z")
-#: Tag 99's limits: a JavaScript Date holds at most 8.64e15 ms either side of the epoch.
+#: A JavaScript Date holds at most 8.64e15 ms either side of the epoch.
 _MAX_DATE_MS = 8.64e15
+_MIN_13_DIGITS = 1_000_000_000_000
+_MAX_13_DIGITS = 9_999_999_999_999
 
 
 def current_ms() -> int:
     """The current time in epoch milliseconds, from the engine's clock."""
     return (SystemClock().now() - _EPOCH) // _ONE_MS
+
+
+# --- text fields ---------------------------------------------------------------------------------
 
 
 def _text(value: object, code: int, name: str) -> str | None:
@@ -48,7 +56,7 @@ def _text(value: object, code: int, name: str) -> str | None:
     if type(value) is str:
         return value or None
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return str(value) if value else None  # JavaScript's `0 == ""`: the SDK drops it as empty
     raise KHQRError(code, f"{name} must be text, got {type(value).__name__}", field=name)
 
 
@@ -61,6 +69,40 @@ def _check_length(value: str, limit: int, code: int, name: str) -> int:
     if n > limit:
         raise KHQRError(code, f"{name} is {n} characters, at most {limit} allowed", field=name)
     return n
+
+
+def _tlv(tag: str, value: object, limit: int, code: int, name: str) -> str:
+    """One optional text field as TLV ("" when absent), length-checked in UTF-16 code units."""
+    if type(value) is not str:
+        value = _text(value, code, name)
+        if value is None:
+            return ""
+    elif not value:
+        return ""
+    n = len(value) if value.isascii() else utf16_len(value)  # type: ignore[union-attr]
+    if n > limit:
+        raise KHQRError(code, f"{name} is {n} characters, at most {limit} allowed", field=name)
+    return f"{tag}{n:02d}{value}"
+
+
+def _account_tlv(account: object) -> str:
+    """Sub-tag 00 of tag 29/30 with the SDK's checks, in its order (1, 6, 3)."""
+    if account is None or account == "":
+        raise KHQRError(1, field="bakong_account_id")
+    if type(account) is not str:
+        raise KHQRError(3, f"must be text, got {type(account).__name__}", field="bakong_account_id")
+    n = _check_length(account, 32, 6, "bakong_account_id")
+    if "@" not in account:
+        raise KHQRError(3, f"{account!r} is not of the form name@bank", field="bakong_account_id")
+    return f"00{n:02d}{account}"
+
+
+def _too_long(tag: str, size: int, code: int, name: str) -> KHQRError:
+    # The SDK writes such a field with a 3-digit length, which no reader (its own included) can parse.
+    return KHQRError(code, f"tag {tag} would be {size} characters with {name}; a KHQR field holds at most 99", field=name)
+
+
+# --- amount --------------------------------------------------------------------------------------
 
 
 def _is_static(amount: object) -> bool:
@@ -81,10 +123,12 @@ def _is_static(amount: object) -> bool:
 def _amount_text(amount: object, khr: bool) -> str:
     """Tag 54's value, or KHQRError 4."""
     kind = type(amount)
-    if kind is float:
-        text = _float_amount_text(amount, khr)  # type: ignore[arg-type]
+    if kind is Decimal:
+        text = _decimal_amount_text(amount, khr)  # type: ignore[arg-type]
     elif kind is int:
         text = str(amount)
+    elif kind is float:
+        text = _float_amount_text(amount, khr)  # type: ignore[arg-type]
     elif kind is str:
         if not _NUMERIC_TEXT.match(amount):  # type: ignore[arg-type]
             raise KHQRError(4, f"{amount!r} is not a number", field="amount")
@@ -92,8 +136,6 @@ def _amount_text(amount: object, khr: bool) -> str:
             text = amount  # type: ignore[assignment]  # the SDK writes digit strings verbatim ("0100")
         else:
             text = _decimal_amount_text(Decimal(amount), khr)  # type: ignore[arg-type]
-    elif kind is Decimal:
-        text = _decimal_amount_text(amount, khr)  # type: ignore[arg-type]
     else:
         raise KHQRError(4, f"amount must be an int, Decimal or numeric str, got {kind.__name__}", field="amount")
     if len(text) > 13 or "-" in text:
@@ -102,19 +144,30 @@ def _amount_text(amount: object, khr: bool) -> str:
 
 
 def _decimal_amount_text(value: Decimal, khr: bool) -> str:
+    text = str(value)
+    whole, dot, decimals = text.partition(".")
+    if whole.isdigit() and whole.isascii() and (not dot or (decimals.isdigit() and decimals.isascii())):
+        # Plain positional notation: decide on the digits themselves.
+        if not dot:
+            return whole
+        if khr:
+            if decimals.strip("0"):
+                raise KHQRError(4, f"KHR takes whole riel, got {value}", field="amount")
+            return whole
+        if len(decimals) > 2:
+            raise KHQRError(4, f"USD takes at most 2 decimals, got {value}", field="amount")
+        return text if len(decimals) == 2 else text + "0"
+    # Exponent notation, sign, NaN or infinity.
     if not value.is_finite() or value < 0:
         raise KHQRError(4, f"{value} is not a positive amount", field="amount")
     if value.adjusted() >= 13:
         raise KHQRError(4, f"{value} does not fit the 13 characters of an amount", field="amount")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if khr:
-        if value != value.to_integral_value():
+    if value != value.to_integral_value():
+        if khr:
             raise KHQRError(4, f"KHR takes whole riel, got {value}", field="amount")
-        return str(int(value))
-    if exponent < -2:
-        raise KHQRError(4, f"USD takes at most 2 decimals, got {value}", field="amount")
-    if exponent < 0:
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2:
+            raise KHQRError(4, f"USD takes at most 2 decimals, got {value}", field="amount")
         return f"{value:.2f}"
     return str(int(value))
 
@@ -136,6 +189,9 @@ def _float_amount_text(value: float, khr: bool) -> str:
             raise KHQRError(4, f"USD takes at most 2 decimals, got {text}", field="amount")
         return f"{value:.2f}"
     return text
+
+
+# --- codes and timestamps ------------------------------------------------------------------------
 
 
 def _currency(value: object) -> str:
@@ -171,15 +227,19 @@ def _merchant_category_code(value: object) -> str:
 
 
 def _expiration_text(value: object, creation_ms: int) -> str:
-    """Tag 99 sub-tag 01, checked as the SDK's TimeStamp does (codes 45, 49, 47, 50, 46)."""
+    """Tag 99 sub-tag 01, checked as the SDK's TimeStamp does (codes 45, 49, 47, 50)."""
+    if type(value) is int and _MIN_13_DIGITS <= value <= _MAX_13_DIGITS:
+        if value < creation_ms:
+            raise KHQRError(50, f"{value} is before the creation time {creation_ms}", field="expiration_timestamp")
+        return str(value)
     if value is None or value == "" or value is False or value == 0:
         raise KHQRError(45, field="expiration_timestamp")
     if type(value) is str:
         number = js_number(value)
     elif type(value) is int:
-        number = float(value) if abs(value) < 1e21 else None
-        if number is None:
+        if abs(value) >= 1e21:
             raise KHQRError(49, f"{value} is not 13 digits of milliseconds", field="expiration_timestamp")
+        number = float(value)
     elif type(value) is float:
         number = value
     else:
@@ -198,9 +258,7 @@ def _expiration_text(value: object, creation_ms: int) -> str:
     return text
 
 
-def _too_long(tag: str, size: int, code: int, name: str) -> KHQRError:
-    # The SDK writes such a field with a 3-digit length, which no reader (its own included) can parse.
-    return KHQRError(code, f"tag {tag} would be {size} characters with {name}; a KHQR field holds at most 99", field=name)
+# --- the string ----------------------------------------------------------------------------------
 
 
 def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) -> KHQRResult:
@@ -217,122 +275,143 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
         raise KHQRError(5, f"expected IndividualInfo or MerchantInfo, got {type(info).__name__}")
 
     amount = info.amount
-    dynamic = not _is_static(amount)
+    if type(amount) is Decimal:
+        dynamic = not amount.is_nan() and amount != 0
+    elif type(amount) is int:
+        dynamic = amount != 0
+    else:
+        dynamic = not _is_static(amount)
+    out = "000201010212" if dynamic else "000201010211"
 
-    parts = ["000201010212" if dynamic else "000201010211"]
-
-    upi = _text(info.upi_account_information, 43, "upi_account_information")
+    upi = info.upi_account_information
+    has_upi = False
     if upi is not None:
-        n = _check_length(upi, 99, 43, "upi_account_information")
-        parts.append(f"15{n:02d}{upi}")
+        field = _tlv("15", upi, 99, 43, "upi_account_information")
+        has_upi = bool(field)
+        out += field
 
-    # Tag 29 (individual) or 30 (merchant): account id, then account information / merchant id,
-    # then acquiring bank.
+    # Tag 29 (individual) or 30 (merchant): account id, account information or merchant id, bank.
     account = info.bakong_account_id
-    if account is None or account == "":
-        raise KHQRError(1, field="bakong_account_id")
-    if type(account) is not str:
-        raise KHQRError(3, f"must be text, got {type(account).__name__}", field="bakong_account_id")
-    n = _check_length(account, 32, 6, "bakong_account_id")
-    if "@" not in account:
-        raise KHQRError(3, f"{account!r} is not of the form name@bank", field="bakong_account_id")
-    guid = f"00{n:02d}{account}"
+    if type(account) is str and account.isascii() and 0 < len(account) <= 32 and "@" in account:
+        guid = f"00{len(account):02d}{account}"
+    else:
+        guid = _account_tlv(account)
     if is_merchant:
-        merchant_id = _text(info.merchant_id, 32, "merchant_id")  # type: ignore[union-attr]
-        if merchant_id is None:
+        merchant_id = info.merchant_id  # type: ignore[union-attr]
+        part = _tlv("01", merchant_id, 32, 32, "merchant_id")
+        if not part:
             raise KHQRError(30, field="merchant_id")
-        n = _check_length(merchant_id, 32, 32, "merchant_id")
-        bank = _text(info.acquiring_bank, 33, "acquiring_bank")
-        if bank is None:
+        bank = _tlv("02", info.acquiring_bank, 32, 33, "acquiring_bank")
+        if not bank:
             raise KHQRError(31, field="acquiring_bank")
-        m = _check_length(bank, 32, 33, "acquiring_bank")
-        guid = f"{guid}01{n:02d}{merchant_id}02{m:02d}{bank}"
+        guid += part + bank
         tag = "30"
     else:
-        account_information = _text(info.account_information, 35, "account_information")  # type: ignore[union-attr]
-        if account_information is not None:
-            n = _check_length(account_information, 32, 35, "account_information")
-            guid = f"{guid}01{n:02d}{account_information}"
-        bank = _text(info.acquiring_bank, 33, "acquiring_bank")
-        if bank is not None:
-            m = _check_length(bank, 32, 33, "acquiring_bank")
-            guid = f"{guid}02{m:02d}{bank}"
+        information = info.account_information  # type: ignore[union-attr]
+        if information is not None:
+            guid += _tlv("01", information, 32, 35, "account_information")
+        bank = info.acquiring_bank
+        bank = _tlv("02", bank, 32, 33, "acquiring_bank") if bank is not None else ""
+        guid += bank
         tag = "29"
-    size = _length(guid)
+    size = len(guid) if guid.isascii() else utf16_len(guid)
     if size > 99:
-        raise _too_long(tag, size, 33 if bank is not None else 35, "acquiring_bank" if bank is not None else "account_information")
-    parts.append(f"{tag}{size:02d}{guid}")
+        raise _too_long(tag, size, 33 if bank else 35, "acquiring_bank" if bank else "account_information")
+    out += f"{tag}{size:02d}{guid}"
 
-    mcc = _merchant_category_code(info.merchant_category_code)
-    parts.append(f"52{len(mcc):02d}{mcc}")
+    mcc = info.merchant_category_code
+    if mcc == "5999":
+        out += "52045999"
+    else:
+        mcc = _merchant_category_code(mcc)
+        out += f"52{len(mcc):02d}{mcc}"
 
-    currency = _currency(info.currency)
-    if currency == "840" and upi is not None:
+    currency = info.currency
+    if currency == "KHR" or currency == 116:
+        currency = "116"
+    elif currency == "USD" or currency == 840:
+        currency = "840"
+    else:
+        currency = _currency(currency)
+    if currency == "840" and has_upi:
         raise KHQRError(44, "a UnionPay account takes KHR only", field="upi_account_information")
-    parts.append(f"5303{currency}")
+    out += "5303" + currency
 
     if dynamic:
-        amount_text = _amount_text(amount, currency == "116")
-        parts.append(f"54{len(amount_text):02d}{amount_text}")
+        text = _amount_text(amount, currency == "116")
+        out += f"54{len(text):02d}{text}"
 
-    parts.append("5802KH")
+    name = info.merchant_name
+    if type(name) is str and name.isascii() and 0 < len(name) <= 25:
+        out += f"5802KH59{len(name):02d}{name}"
+    else:
+        if _text(name, 7, "merchant_name") is None:
+            raise KHQRError(2, field="merchant_name")
+        out += "5802KH" + _tlv("59", name, 25, 7, "merchant_name")
 
-    name = _text(info.merchant_name, 7, "merchant_name")
-    if name is None:
-        raise KHQRError(2, field="merchant_name")
-    n = _check_length(name, 25, 7, "merchant_name")
-    parts.append(f"59{n:02d}{name}")
+    city = info.merchant_city
+    if city == "Phnom Penh":
+        out += "6010Phnom Penh"
+    else:
+        out += _tlv("60", city, 15, 21, "merchant_city") or "6010Phnom Penh"
 
-    city = _text(info.merchant_city, 21, "merchant_city") or "Phnom Penh"
-    n = _check_length(city, 15, 21, "merchant_city")
-    parts.append(f"60{n:02d}{city}")
+    bill = info.bill_number
+    mobile = info.mobile_number
+    store = info.store_label
+    terminal = info.terminal_label
+    purpose = info.purpose_of_transaction
+    if bill or mobile or store or terminal or purpose:
+        additional = ""
+        for sub, value, code, field_name in (
+            ("01", bill, 10, "bill_number"),
+            ("02", mobile, 34, "mobile_number"),
+            ("03", store, 11, "store_label"),
+            ("07", terminal, 12, "terminal_label"),
+            ("08", purpose, 42, "purpose_of_transaction"),
+        ):
+            if value is not None:
+                additional += _tlv(sub, value, 25, code, field_name)
+                if len(additional) > 99 or (not additional.isascii() and utf16_len(additional) > 99):
+                    raise _too_long("62", _length(additional), code, field_name)
+        if additional:
+            out += f"62{_length(additional):02d}{additional}"
 
-    additional = ""
-    for sub, value, code, field in (
-        ("01", info.bill_number, 10, "bill_number"),
-        ("02", info.mobile_number, 34, "mobile_number"),
-        ("03", info.store_label, 11, "store_label"),
-        ("07", info.terminal_label, 12, "terminal_label"),
-        ("08", info.purpose_of_transaction, 42, "purpose_of_transaction"),
-    ):
-        text = _text(value, code, field)
-        if text is not None:
-            n = _check_length(text, 25, code, field)
-            additional = f"{additional}{sub}{n:02d}{text}"
-            if (size := _length(additional)) > 99:
-                raise _too_long("62", size, code, field)
-    if additional:
-        parts.append(f"62{_length(additional):02d}{additional}")
-
-    preference = _text(info.language_preference, 38, "language_preference")
-    alternate_name = _text(info.merchant_name_alternate_language, 40, "merchant_name_alternate_language")
-    alternate_city = _text(info.merchant_city_alternate_language, 41, "merchant_city_alternate_language")
-    if preference is not None or alternate_name is not None or alternate_city is not None:
-        if preference is not None and alternate_name is None:
-            raise KHQRError(39, "a language preference needs the merchant name in that language",
-                            field="merchant_name_alternate_language")
-        template = ""
-        if alternate_name is not None:
-            if preference is None:
-                raise KHQRError(37, "the merchant name in another language needs its language preference",
-                                field="language_preference")
-            n = _check_length(preference, 2, 38, "language_preference")
-            m = _check_length(alternate_name, 25, 40, "merchant_name_alternate_language")
-            template = f"00{n:02d}{preference}01{m:02d}{alternate_name}"
-        if alternate_city is not None:
-            n = _check_length(alternate_city, 15, 41, "merchant_city_alternate_language")
-            template = f"{template}02{n:02d}{alternate_city}"
-        parts.append(f"64{_length(template):02d}{template}")
+    preference = info.language_preference
+    alternate_name = info.merchant_name_alternate_language
+    alternate_city = info.merchant_city_alternate_language
+    if preference or alternate_name or alternate_city:
+        out += _language_template(preference, alternate_name, alternate_city)
 
     if dynamic:
         creation = current_ms() if now_ms is None else now_ms
         expiration = _expiration_text(info.expiration_timestamp, creation)
         created = str(creation)
         stamps = f"00{len(created):02d}{created}0113{expiration}"
-        parts.append(f"99{len(stamps):02d}{stamps}")
+        out += f"99{len(stamps):02d}{stamps}"
 
-    parts.append("6304")
-    body = "".join(parts)
-    raw = utf8(body)
+    out += "6304"
+    raw = out.encode() if out.isascii() else utf8(out)
     crc = f"{crc_hqx(raw, 0xFFFF):04X}"
-    return KHQRResult(qr=body + crc, md5=_md5(raw + crc.encode(), usedforsecurity=False).hexdigest())
+    return KHQRResult(out + crc, _md5(raw + crc.encode(), usedforsecurity=False).hexdigest())
+
+
+def _language_template(preference: object, alternate_name: object, alternate_city: object) -> str:
+    """Tag 64, checked in the SDK's order (39, 37, 38, 40, 41)."""
+    preference = _text(preference, 38, "language_preference")
+    alternate_name = _text(alternate_name, 40, "merchant_name_alternate_language")
+    alternate_city = _text(alternate_city, 41, "merchant_city_alternate_language")
+    if preference is None and alternate_name is None and alternate_city is None:
+        return ""
+    if preference is not None and alternate_name is None:
+        raise KHQRError(39, "a language preference needs the merchant name in that language",
+                        field="merchant_name_alternate_language")
+    template = ""
+    if alternate_name is not None:
+        if preference is None:
+            raise KHQRError(37, "the merchant name in another language needs its language preference",
+                            field="language_preference")
+        template = _tlv("00", preference, 2, 38, "language_preference")
+        template += _tlv("01", alternate_name, 25, 40, "merchant_name_alternate_language")
+    if alternate_city is not None:
+        template += _tlv("02", alternate_city, 15, 41, "merchant_city_alternate_language")
+    return f"64{_length(template):02d}{template}"

@@ -17,10 +17,18 @@ from array import array
 
 from engine.khqr.jsnum import js_parse_int
 
-__all__ = ["cut", "encode", "extract", "from_units", "to_units", "utf16_len"]
+__all__ = ["cut", "encode", "extract", "from_units", "read_fields", "template_fields", "to_units", "utf16_len"]
 
 #: "00".."99" -> int: the fast path for well-formed two-digit lengths.
 _TWO_DIGITS: dict[str, int] = {f"{i:02d}": i for i in range(100)}
+#: Tag + length heads of the fields a KHQR is made of ("5913" -> ("59", 13)): one slice and one
+#: lookup per field on the common path. Other heads take the general path.
+_HEADS: dict[str, tuple[str, int]] = {
+    f"{tag}{n:02d}": (tag, n)
+    for tag in ("00", "01", "02", "03", "04", "05", "06", "07", "08", "15", "29", "30", "52", "53", "54",
+                "58", "59", "60", "62", "63", "64", "99")
+    for n in range(100)
+}
 
 
 def utf16_len(text: str) -> int:
@@ -93,3 +101,67 @@ def extract(units: str) -> tuple[str, str, str] | None:
     if len(value) != n:
         return None
     return tag, value, units[4 + n :]
+
+
+def read_fields(units: str) -> list[tuple[str, str]]:
+    """The top-level fields of a KHQR as the SDK's readers walk them: ``[(tag, value), ...]``.
+
+    The walk stops when a tag repeats the previous one (tag 30 counting as 29), and where the
+    SDK would make no progress. Unknown tags are included; readers skip them.
+    """
+    fields: list[tuple[str, str]] = []
+    append = fields.append
+    heads = _HEADS.get
+    size = len(units)
+    last = ""
+    i = 0
+    while i < size:
+        start = i + 4
+        head = heads(units[i:start])
+        if head is not None:
+            tag, n = head
+            if tag == last:
+                break
+            i = start + n
+            append((tag, units[start:i]))
+        else:
+            tag, value, after = cut(units[i:])
+            if tag == last:
+                break
+            append((tag, value))
+            j = size - len(after)
+            if j == i:
+                break  # no progress: the SDK would spin here
+            i = j
+        last = "29" if tag == "30" else tag
+    return fields
+
+
+def template_fields(units: str, names: dict[str, str]) -> dict[str, str]:
+    """A template value's known sub-fields, by name, as the SDK walks them (the last one wins).
+
+    ``names`` maps sub-tags to names; other sub-tags are skipped. The SDK loops forever where
+    a sub-field makes no progress (a length that does not parse, for one); the walk stops there.
+    """
+    found: dict[str, str] = {}
+    heads = _HEADS.get
+    size = len(units)
+    i = 0
+    while i < size:
+        start = i + 4
+        head = heads(units[i:start])
+        if head is not None:
+            name = names.get(head[0])
+            i = start + head[1]
+            if name is not None:
+                found[name] = units[start:i]
+            continue
+        tag, value, after = cut(units[i:])
+        name = names.get(tag)
+        if name is not None:
+            found[name] = value
+        j = size - len(after)
+        if j == i:
+            break  # no progress: the SDK would spin here
+        i = j
+    return found
