@@ -15,7 +15,7 @@ simply contributes nothing.
 from __future__ import annotations
 
 from engine.khqr.errors import KHQRError
-from engine.khqr.tlv import extract, from_units, read_fields, template_fields, to_units
+from engine.khqr.tlv import extract_at, from_units, read_fields, template_fields, to_units
 
 __all__ = ["DECODED_KEYS", "KHQR_TAGS", "TEMPLATE_FIELDS", "decode", "decode_non_khqr"]
 
@@ -150,14 +150,14 @@ def decode_non_khqr(qr: str) -> dict:
     back = from_units if astral else str
 
     first: dict[str, str] = {}
-    rest = units
+    i = 0
     while True:
-        field = extract(rest)
+        field = extract_at(units, i)
         if field is None:
             break
-        tag, value, rest = field
+        tag, value, i = field
         first[tag] = value
-        if not rest:
+        if i >= len(units):
             break
 
     result: dict = {}
@@ -173,28 +173,28 @@ def decode_non_khqr(qr: str) -> dict:
         # sub-tag of 62 is split, every later sub-tag of that 62 shows that same map.
         third: dict[str, str] = {}
         shared: list[str] = []
-        remaining = value
+        j = 0
         while True:
-            field = extract(remaining)
+            field = extract_at(value, j)
             if field is None:
                 break
-            sub, sub_value, remaining = field
+            sub, sub_value, j = field
             if tag == "62" and 50 <= int(sub) <= 99:
-                inner = sub_value
+                k = 0
                 while True:
-                    leaf = extract(inner)
+                    leaf = extract_at(sub_value, k)
                     if leaf is None:
                         break
-                    leaf_tag, leaf_value, inner = leaf
+                    leaf_tag, leaf_value, k = leaf
                     third[leaf_tag] = back(leaf_value)
-                    if not inner:
+                    if k >= len(sub_value):
                         break
             if third:
                 shared.append(sub)
                 second[sub] = third
             else:
                 second[sub] = back(sub_value)
-            if not remaining:
+            if j >= len(value):
                 break
         if second:
             final_third = _js_ordered(third)

@@ -276,7 +276,7 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
 
     amount = info.amount
     if type(amount) is Decimal:
-        dynamic = not amount.is_nan() and amount != 0
+        dynamic = amount.is_nan() or amount != 0
     elif type(amount) is int:
         dynamic = amount != 0
     else:
@@ -314,9 +314,12 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
         bank = _tlv("02", bank, 32, 33, "acquiring_bank") if bank is not None else ""
         guid += bank
         tag = "29"
+    # A field over 99 characters is reported after every check the SDK makes, so that an input
+    # the SDK rejects gets the SDK's error.
+    too_long: KHQRError | None = None
     size = len(guid) if guid.isascii() else utf16_len(guid)
     if size > 99:
-        raise _too_long(tag, size, 33 if bank else 35, "acquiring_bank" if bank else "account_information")
+        too_long = _too_long(tag, size, 33 if bank else 35, "acquiring_bank" if bank else "account_information")
     out += f"{tag}{size:02d}{guid}"
 
     mcc = info.merchant_category_code
@@ -371,8 +374,8 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
         ):
             if value is not None:
                 additional += _tlv(sub, value, 25, code, field_name)
-                if len(additional) > 99 or (not additional.isascii() and utf16_len(additional) > 99):
-                    raise _too_long("62", _length(additional), code, field_name)
+                if too_long is None and (len(additional) > 99 or (not additional.isascii() and utf16_len(additional) > 99)):
+                    too_long = _too_long("62", _length(additional), code, field_name)
         if additional:
             out += f"62{_length(additional):02d}{additional}"
 
@@ -389,6 +392,8 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
         stamps = f"00{len(created):02d}{created}0113{expiration}"
         out += f"99{len(stamps):02d}{stamps}"
 
+    if too_long is not None:
+        raise too_long
     out += "6304"
     raw = out.encode() if out.isascii() else utf8(out)
     crc = f"{crc_hqx(raw, 0xFFFF):04X}"

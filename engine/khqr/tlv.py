@@ -6,9 +6,11 @@ on a *unit string* (``to_units``): a ``str`` whose every character is one UTF-16
 Python slicing equals JavaScript slicing. Almost every real KHQR has no character outside the
 Basic Multilingual Plane, and then the unit string is the string itself (no copy).
 
-``cut`` is the SDK's ``cutString``: the length goes through ``parseInt`` and the slices follow
-``String#slice`` for NaN and negative bounds, so malformed strings split exactly as in the SDK.
-Callers stop when ``cut`` makes no progress; the SDK loops forever there.
+``cut_at`` is the SDK's ``cutString`` applied at a position: the length goes through
+``parseInt`` and the slices follow ``String#slice`` for NaN and negative bounds, so malformed
+strings split exactly as in the SDK. The walkers stop where the SDK would make no progress (it
+loops forever there), and work on positions rather than copies of the remainder, so reading any
+string takes time linear in its length.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from array import array
 
 from engine.khqr.jsnum import js_parse_int
 
-__all__ = ["cut", "encode", "extract", "from_units", "read_fields", "template_fields", "to_units", "utf16_len"]
+__all__ = [
+    "cut_at",
+    "encode",
+    "extract_at",
+    "from_units",
+    "read_fields",
+    "template_fields",
+    "to_units",
+    "utf16_len",
+]
 
 #: "00".."99" -> int: the fast path for well-formed two-digit lengths.
 _TWO_DIGITS: dict[str, int] = {f"{i:02d}": i for i in range(100)}
@@ -58,49 +69,47 @@ def encode(tag: str, value: str) -> str:
     return f"{tag}{n:02d}{value}"
 
 
-def _js_bound(size: int, x: int | None) -> int:
-    """A ``String#slice`` bound: NaN (None) is 0, negatives count from the end, then clamped."""
-    if x is None:
-        return 0
+def _js_bound(size: int, x: int) -> int:
+    """A ``String#slice`` bound on a string of ``size``: negatives count from the end, clamped."""
     return max(size + x, 0) if x < 0 else min(x, size)
 
 
-def _js_slice(units: str, start: int | None, end: int | None) -> str:
-    """``String#slice(start, end)``."""
-    lo = _js_bound(len(units), start)
-    hi = _js_bound(len(units), end)
-    return units[lo:hi] if hi > lo else ""
+def cut_at(units: str, i: int) -> tuple[str, str, int]:
+    """The SDK's ``cutString`` on ``units[i:]``: (tag, value, position of the rest).
 
-
-def cut(units: str) -> tuple[str, str, str]:
-    """The SDK's ``cutString``: (tag, value, rest) of the first TLV field of a unit string."""
-    n = _TWO_DIGITS.get(units[2:4])
+    The rest starts where the SDK's ``slicedString`` starts; when that is ``i`` itself the SDK
+    would read the same field again forever.
+    """
+    n = _TWO_DIGITS.get(units[i + 2 : i + 4])
     if n is not None:
-        return units[:2], units[4 : 4 + n], units[4 + n :]
-    length = js_parse_int(units[2:4])
-    if length is None:
-        return units[:2], "", units
-    return units[:2], _js_slice(units, 4, 4 + length), units[_js_bound(len(units), 4 + length) :]
+        return units[i : i + 2], units[i + 4 : i + 4 + n], min(i + 4 + n, len(units))
+    length = js_parse_int(units[i + 2 : i + 4])
+    if length is None:  # NaN: slice(4, NaN) is "", slice(NaN) is the whole rest
+        return units[i : i + 2], "", i
+    rest = len(units) - i
+    lo = i + _js_bound(rest, 4)
+    hi = i + _js_bound(rest, 4 + length)
+    return units[i : i + 2], units[lo:hi] if hi > lo else "", hi
 
 
-def extract(units: str) -> tuple[str, str, str] | None:
-    """One well-formed TLV field as ``decodeNonKhqr`` accepts it, or None where it stops.
+def extract_at(units: str, i: int) -> tuple[str, str, int] | None:
+    """One well-formed field at ``i`` as ``decodeNonKhqr`` accepts it, or None where it stops.
 
     Well-formed there means: a numeric tag, and a length (via ``parseInt``) equal to the number
-    of code units actually present for the value.
+    of code units actually present for the value. Returns (tag, value, next position).
     """
-    tag = units[:2]
+    tag = units[i : i + 2]
     if not tag or not (tag.isascii() and tag.isdigit()):
         return None
-    n = _TWO_DIGITS.get(units[2:4])
+    n = _TWO_DIGITS.get(units[i + 2 : i + 4])
     if n is None:
-        n = js_parse_int(units[2:4])
+        n = js_parse_int(units[i + 2 : i + 4])
         if n is None or n < 0:
             return None
-    value = units[4 : 4 + n]
+    value = units[i + 4 : i + 4 + n]
     if len(value) != n:
         return None
-    return tag, value, units[4 + n :]
+    return tag, value, i + 4 + n
 
 
 def read_fields(units: str) -> list[tuple[str, str]]:
@@ -125,11 +134,10 @@ def read_fields(units: str) -> list[tuple[str, str]]:
             i = start + n
             append((tag, units[start:i]))
         else:
-            tag, value, after = cut(units[i:])
+            tag, value, j = cut_at(units, i)
             if tag == last:
                 break
             append((tag, value))
-            j = size - len(after)
             if j == i:
                 break  # no progress: the SDK would spin here
             i = j
@@ -156,11 +164,10 @@ def template_fields(units: str, names: dict[str, str]) -> dict[str, str]:
             if name is not None:
                 found[name] = units[start:i]
             continue
-        tag, value, after = cut(units[i:])
+        tag, value, j = cut_at(units, i)
         name = names.get(tag)
         if name is not None:
             found[name] = value
-        j = size - len(after)
         if j == i:
             break  # no progress: the SDK would spin here
         i = j
