@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakong_console import __version__
-from bakong_console.cli import config_cmd, db_cmd, keys_cmd, sandbox_cmd
+from bakong_console.cli import config_cmd, db_cmd, keys_cmd, khqr_cmd, sandbox_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -74,6 +74,7 @@ def root(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(khqr_cmd.app, name="khqr")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 
