@@ -21,7 +21,6 @@ from engine.khqr.jsnum import js_parse_int
 
 __all__ = [
     "cut_at",
-    "encode",
     "extract_at",
     "from_units",
     "read_fields",
@@ -61,12 +60,6 @@ def to_units(text: str) -> tuple[str, bool]:
 def from_units(units: str) -> str:
     """Back from a unit string: surrogate pairs become characters again (lone halves stay)."""
     return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-def encode(tag: str, value: str) -> str:
-    """One TLV field. The caller guarantees the value is at most 99 code units."""
-    n = len(value) if value.isascii() else utf16_len(value)
-    return f"{tag}{n:02d}{value}"
 
 
 def _js_bound(size: int, x: int) -> int:
