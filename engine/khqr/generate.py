@@ -37,6 +37,8 @@ _NUMERIC_TEXT = _re(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 _ASCII_DIGITS = _re(r"[0-9]+\Z")
 #: A JavaScript Date holds at most 8.64e15 ms either side of the epoch.
 _MAX_DATE_MS = 8.64e15
+_ADDITIONAL_FIELDS = ((10, "bill_number"), (34, "mobile_number"), (11, "store_label"), (12, "terminal_label"),
+                      (42, "purpose_of_transaction"))
 _MIN_13_DIGITS = 1_000_000_000_000
 _MAX_13_DIGITS = 9_999_999_999_999
 
@@ -95,6 +97,22 @@ def _account_tlv(account: object) -> str:
     if "@" not in account:
         raise KHQRError(3, f"{account!r} is not of the form name@bank", field="bakong_account_id")
     return f"00{n:02d}{account}"
+
+
+def _additional_too_long(*values: object) -> KHQRError:
+    """Tag 62 over 99 characters: the error names the first field that no longer fits."""
+    present = [
+        (text, code, name)
+        for value, (code, name) in zip(values, _ADDITIONAL_FIELDS, strict=True)
+        if (text := _text(value, code, name)) is not None
+    ]
+    total = sum(4 + _length(text) for text, _, _ in present)
+    size = 0
+    for text, code, name in present:
+        size += 4 + _length(text)
+        if size > 99:
+            return _too_long("62", total, code, name)
+    raise AssertionError("tag 62 is not over 99 characters")  # pragma: no cover
 
 
 def _too_long(tag: str, size: int, code: int, name: str) -> KHQRError:
@@ -365,19 +383,21 @@ def generate(info: IndividualInfo | MerchantInfo, *, now_ms: int | None = None) 
     purpose = info.purpose_of_transaction
     if bill or mobile or store or terminal or purpose:
         additional = ""
-        for sub, value, code, field_name in (
-            ("01", bill, 10, "bill_number"),
-            ("02", mobile, 34, "mobile_number"),
-            ("03", store, 11, "store_label"),
-            ("07", terminal, 12, "terminal_label"),
-            ("08", purpose, 42, "purpose_of_transaction"),
-        ):
-            if value is not None:
-                additional += _tlv(sub, value, 25, code, field_name)
-                if too_long is None and (len(additional) > 99 or (not additional.isascii() and utf16_len(additional) > 99)):
-                    too_long = _too_long("62", _length(additional), code, field_name)
+        if bill is not None:
+            additional = _tlv("01", bill, 25, 10, "bill_number")
+        if mobile is not None:
+            additional += _tlv("02", mobile, 25, 34, "mobile_number")
+        if store is not None:
+            additional += _tlv("03", store, 25, 11, "store_label")
+        if terminal is not None:
+            additional += _tlv("07", terminal, 25, 12, "terminal_label")
+        if purpose is not None:
+            additional += _tlv("08", purpose, 25, 42, "purpose_of_transaction")
+        size = len(additional) if additional.isascii() else utf16_len(additional)
+        if size > 99 and too_long is None:
+            too_long = _additional_too_long(bill, mobile, store, terminal, purpose)
         if additional:
-            out += f"62{_length(additional):02d}{additional}"
+            out += f"62{size:02d}{additional}"
 
     preference = info.language_preference
     alternate_name = info.merchant_name_alternate_language
