@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -207,3 +209,9 @@ def test_creation_time_defaults_to_the_engine_clock() -> None:
 def test_expiration_as_digit_string() -> None:
     qr = khqr.generate(IndividualInfo(**BASE, amount=100, expiration_timestamp=str(LATER)), now_ms=NOW).qr
     assert khqr.decode(qr)["expiration_timestamp"] == str(LATER)
+
+
+def test_the_codec_loads_no_ui_or_imaging_library() -> None:
+    code = "import sys, engine.khqr; print(sorted(m for m in ('rich', 'textual', 'typer', 'PIL', 'qrcode') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
