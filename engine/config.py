@@ -74,6 +74,12 @@ class MerchantSettings:
     merchant_category_code: str = "5999"
 
 
+#: The automatic daily request budgets (``bakong.daily_budget = 0``): Bakong production allows
+#: about 100 requests per token per day by one report; the sandbox has no quota of its own.
+REAL_DAILY_BUDGET = 100
+SANDBOX_DAILY_BUDGET = 100_000
+
+
 @dataclass(frozen=True)
 class BakongSettings:
     """How to reach the Bakong Open API and how much of its quota we may spend."""
@@ -86,8 +92,9 @@ class BakongSettings:
     token: str = ""
     #: The registered e-mail used to renew the token.
     email: str = ""
-    #: Requests we allow ourselves per token per day (midnight Asia/Phnom_Penh resets it).
-    daily_budget: int = 100
+    #: Requests we allow ourselves per token per day (midnight Asia/Phnom_Penh resets it);
+    #: 0 means automatic: 100 against real Bakong, 100000 against a sandbox.
+    daily_budget: int = 0
     timeout_seconds: float = 15.0
     connect_timeout_seconds: float = 5.0
     max_retries: int = 2
@@ -95,6 +102,12 @@ class BakongSettings:
     renew_days_before_expiry: int = 14
     #: After an HTML 403 on the bulk endpoint, use single checks for this long before probing again.
     bulk_retry_after_seconds: int = 3600
+
+    @property
+    def effective_daily_budget(self) -> int:
+        if self.daily_budget > 0:
+            return self.daily_budget
+        return SANDBOX_DAILY_BUDGET if self.environment == "sandbox" else REAL_DAILY_BUDGET
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,11 @@ class PaymentSettings:
     dense_window_seconds: float = 300.0
     sparse_interval_seconds: float = 30.0
     late_interval_seconds: float = 300.0
+    #: When the day's budget runs short, the checks a payment can afford are spread evenly over
+    #: this many seconds after its QR is shown (when most payers pay).
+    scarce_window_seconds: float = 120.0
+    #: Requests kept back from the schedule for operators' "check now" and "customer says paid".
+    reserve_requests: int = 3
     #: Jitter applied to each interval, as a fraction (0.1 = +/-10%).
     jitter: float = 0.1
     #: How often the poller wakes up to look for due payments.
@@ -412,6 +430,14 @@ def _check_consistency(settings: Settings, origin: str) -> None:
             f"{origin}: bakong.token: required for the {b.environment} environment "
             "(or set BAKONG_CONSOLE_BAKONG_TOKEN)"
         )
+    if b.daily_budget < 0:
+        raise ConfigError(f"{origin}: bakong.daily_budget: must be 0 (automatic) or more")
+    p = settings.payments
+    for key in ("dense_interval_seconds", "sparse_interval_seconds", "late_interval_seconds", "scarce_window_seconds", "tick_seconds"):
+        if getattr(p, key) <= 0:
+            raise ConfigError(f"{origin}: payments.{key}: must be greater than 0")
+    if not 0 <= p.jitter < 1:
+        raise ConfigError(f"{origin}: payments.jitter: must be at least 0 and below 1")
     if settings.payments.default_timeout_minutes < 1:
         raise ConfigError(f"{origin}: payments.default_timeout_minutes: must be at least 1")
     if settings.subscriptions.cycle_days < 1:

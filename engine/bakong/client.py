@@ -204,7 +204,7 @@ class BakongClient:
             token=token if token is not None else settings.token,
             email=settings.email,
             token_store=token_store,
-            daily_budget=settings.daily_budget,
+            daily_budget=settings.effective_daily_budget,
             timeout_seconds=settings.timeout_seconds,
             connect_timeout_seconds=settings.connect_timeout_seconds,
             max_retries=settings.max_retries,

@@ -517,3 +517,26 @@ async def today_totals(tx: Tx, since: datetime) -> dict[str, dict[str, int]]:
         )
     ).all()
     return {cur: {"count": int(n), "amount_minor": int(total)} for cur, n, total in rows}
+
+
+async def count_created_since(tx: Tx, since: datetime) -> int:
+    """How many payments were created since ``since`` (the poller's demand forecast)."""
+    return int(await tx.session.scalar(select(func.count()).where(PaymentRow.created_at >= since)) or 0)
+
+
+async def count_by_status(tx: Tx) -> dict[str, int]:
+    rows = (await tx.session.execute(select(PaymentRow.status, func.count()).group_by(PaymentRow.status))).all()
+    return {status: int(n) for status, n in rows}
+
+
+async def set_deep_link(tx: Tx, payment_id: str, deep_link: str) -> None:
+    await tx.session.execute(
+        update(PaymentRow).where(PaymentRow.id == payment_id).values(deep_link=deep_link).execution_options(synchronize_session=False)
+    )
+
+
+async def soonest_expiry(tx: Tx) -> datetime | None:
+    """When the next PENDING payment times out (lets the expirer sleep until then)."""
+    return await tx.session.scalar(
+        select(func.min(PaymentRow.expires_at)).where(PaymentRow.status == PaymentStatus.PENDING.value)
+    )

@@ -1,0 +1,291 @@
+"""The Engine: storage, the Bakong client (or the built-in sandbox), services and workers, as one
+async context manager that every face (console, daemon, CLI, HTTP API) opens the same way::
+
+    async with Engine.open(settings) as engine:          # services only
+        created = await engine.payments.initiate("12.50", "USD", actor=...)
+
+    async with Engine.open(settings, run_workers=True) as engine:   # also poll, expire, deliver
+        await engine.wait_closed()
+
+Workers run under database leases: in a process that does not hold a worker's lease (a daemon
+has it) the worker waits, and the engine follows the other process's changes through the event
+log. Closing stops the workers after the batch in hand, releases their leases and closes the
+database within ``stop_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+
+import httpx
+
+from engine.bakong.client import BakongClient
+from engine.bakong.sandbox import BakongSandbox, SandboxFaults, create_sandbox_app
+from engine.bus import EventBus
+from engine.clock import Clock, SystemClock
+from engine.config import Settings
+from engine.db import leases as lease_repo
+from engine.db import state as engine_state
+from engine.db.bootstrap import open_storage
+from engine.db.ledger import DatabaseRequestLedger
+from engine.db.sandbox_store import DatabaseTokenStore, DatabaseTransferStore
+from engine.db.storage import Storage
+from engine.ids import IdFactory
+from engine.records import Lease
+from engine.services.payments import PaymentService
+from engine.services.schedule import CheckSchedule
+from engine.workers.base import Worker, WorkerRunner, WorkerStatus
+from engine.workers.expirer import Expirer
+from engine.workers.poller import Poller, PollerState
+
+__all__ = ["Engine", "EngineInfo"]
+
+log = logging.getLogger("engine")
+
+SANDBOX_TOKEN_SECRET = "sandbox.token"
+SANDBOX_SIGNING_SECRET = "sandbox.signing_key"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Where the engine runs: what the console header and the health endpoint say."""
+
+    environment: str
+    sandbox: bool
+    database: str
+    holder: str
+
+
+class Engine:
+    """One engine per process. Build it with ``Engine.open``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        client: BakongClient,
+        *,
+        clock: Clock,
+        sandbox: BakongSandbox | None = None,
+        holder: str | None = None,
+        rng: random.Random | None = None,
+        lease_ttl: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.client = client
+        self.clock = clock
+        self.sandbox = sandbox
+        self.rng = rng or random.Random()
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease_ttl = lease_ttl
+        self.stop_timeout = stop_timeout
+        self.bus = EventBus(storage, clock=clock)
+        self.schedule = CheckSchedule(settings.payments, rng=self.rng)
+        self.poller_state = PollerState()
+        self.runners: dict[str, WorkerRunner] = {}
+        self.payments = PaymentService(
+            storage,
+            settings,
+            clock=clock,
+            client=client,
+            bus=self.bus,
+            schedule=self.schedule,
+            allowance=lambda: self.poller_state.allowance,
+            poke_poller=self._poke_payment_workers,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = asyncio.Event()
+
+    # --- building ---------------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        run_workers: bool = False,
+        migrate: bool | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ids: IdFactory | None = None,
+        rng: random.Random | None = None,
+        holder: str | None = None,
+        lease_ttl: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> AsyncIterator[Engine]:
+        """Open storage (migrating the embedded default), the Bakong client and the services;
+        with ``run_workers`` also start the workers and the event bus."""
+        clock = clock or SystemClock()
+        storage = await open_storage(settings, clock=clock, ids=ids, migrate=migrate)
+        client: BakongClient | None = None
+        try:
+            client, sandbox = await _bakong(settings, storage, clock=clock, transport=transport, rng=rng)
+            engine = cls(
+                settings, storage, client, clock=clock, sandbox=sandbox, holder=holder, rng=rng,
+                lease_ttl=lease_ttl, stop_timeout=stop_timeout,
+            )  # fmt: skip
+            await engine.bus.start_from_now()
+            engine._start_bus()
+            if run_workers:
+                engine.start_workers()
+            try:
+                yield engine
+            finally:
+                await engine.close()
+        finally:
+            if client is not None:
+                await client.aclose()
+            await storage.db.dispose()
+
+    def build_workers(self) -> list[Worker]:
+        """Every background job of the engine, in start order."""
+        return [
+            Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
+            Expirer(self.storage, self.settings, clock=self.clock, allowance=lambda: self.poller_state.allowance),
+        ]  # fmt: skip
+
+    def _tick_for(self, worker: Worker) -> float:
+        return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0}.get(worker.name, 1.0)
+
+    def _start_bus(self) -> None:
+        self._tasks.append(asyncio.create_task(self.bus.run(), name="engine.bus"))
+
+    def start_workers(self) -> None:
+        """Start every worker under its lease (idempotent)."""
+        if self.runners:
+            return
+        for worker in self.build_workers():
+            runner = WorkerRunner(
+                worker, self.storage, clock=self.clock, holder=self.holder, tick_seconds=self._tick_for(worker), lease_ttl=self.lease_ttl
+            )
+            self.runners[worker.name] = runner
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"engine.worker.{worker.name}"))
+
+    def _poke_payment_workers(self) -> None:
+        for name in ("poller", "expirer"):
+            runner = self.runners.get(name)
+            if runner is not None:
+                runner.poke()
+
+    def poke(self, worker: str) -> None:
+        runner = self.runners.get(worker)
+        if runner is not None:
+            runner.poke()
+
+    # --- what the faces show ----------------------------------------------------------------------
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            environment=self.settings.bakong.environment,
+            sandbox=self.sandbox is not None or self.settings.is_sandbox,
+            database=self.storage.db.describe(),
+            holder=self.holder,
+        )
+
+    def worker_statuses(self) -> list[WorkerStatus]:
+        return [runner.status for runner in self.runners.values()]
+
+    async def leases(self) -> list[Lease]:
+        async with self.storage.read() as tx:
+            return await lease_repo.list_leases(tx)
+
+    async def workers_here(self) -> bool | None:
+        """True if this process runs the poller, False if another process does, None if nobody."""
+        now = self.clock.now()
+        for lease in await self.leases():
+            if lease.name == "poller" and lease.expires_at > now:
+                return lease.holder == self.holder
+        return None
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop workers after their batch in hand, release leases, stop the bus (bounded time)."""
+        if self._closed.is_set():
+            return
+        for runner in self.runners.values():
+            runner.stop()
+        self.bus.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=self.stop_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("engine task %s ended with %r", task.get_name(), task.exception())
+        self._tasks.clear()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+async def _bakong(
+    settings: Settings,
+    storage: Storage,
+    *,
+    clock: Clock,
+    transport: httpx.AsyncBaseTransport | None,
+    rng: random.Random | None,
+) -> tuple[BakongClient, BakongSandbox | None]:
+    """The Bakong client; for the sandbox environment without a base URL, the built-in sandbox
+    in-process over ASGI, its transfers and token kept in the engine's database."""
+    ledger = DatabaseRequestLedger(storage)
+    tokens = DatabaseTokenStore(storage)
+    embedded = settings.bakong.environment == "sandbox" and not settings.bakong.base_url and transport is None
+    if not embedded:
+        client = BakongClient.from_settings(
+            settings.bakong, clock=clock, ledger=ledger, token_store=tokens, transport=transport, rng=rng
+        )
+        await client.load_token()
+        return client, None
+    async with storage.transaction() as tx:
+        signing = await engine_state.get_secret(tx, SANDBOX_SIGNING_SECRET)
+        if signing is None:
+            signing = secrets.token_hex(32)
+            await engine_state.set_secret(tx, SANDBOX_SIGNING_SECRET, signing)
+        token = settings.sandbox.token or await engine_state.get_secret(tx, SANDBOX_TOKEN_SECRET)
+
+    async def remember(new_token: str) -> None:
+        async with storage.transaction() as tx:
+            await engine_state.set_secret(tx, SANDBOX_TOKEN_SECRET, new_token)
+
+    app = create_sandbox_app(
+        DatabaseTransferStore(storage),
+        clock=clock,
+        token=token or None,
+        email=settings.bakong.email or "merchant@example.com",
+        faults=SandboxFaults.from_settings(settings.sandbox),
+        rng=rng,
+        secret=bytes.fromhex(signing),
+        on_token_renewed=remember,
+    )
+    sandbox: BakongSandbox = app.state.sandbox
+    if not token:
+        await remember(sandbox.token)
+    client = BakongClient.from_settings(
+        settings.bakong,
+        clock=clock,
+        ledger=ledger,
+        token_store=None,
+        transport=httpx.ASGITransport(app=app),
+        rng=rng,
+        token=sandbox.token,
+    )
+    return client, sandbox
+
+

@@ -1,0 +1,132 @@
+"""What a Bakong answer does to a payment: verify the transfer, then one conditional transition.
+
+Only a transfer whose amount, currency and receiving account all match what was issued completes a
+payment (``PAID``, or ``PAID_LATE`` after its timeout); anything else goes to ``NEEDS_REVIEW`` for a
+person. A Bakong hash already recorded on another payment is never accepted twice. A static QR
+is ``UNTRACKABLE``. A JSON "not found" only reschedules; every other refusal leaves the payment as
+it was. Each of these is written in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.bakong.models import CheckOutcome, CheckStatus, Transaction
+from engine.db import payments as repo
+from engine.db.storage import Tx
+from engine.errors import Conflict
+from engine.records import Actor, Payment, PaymentStatus
+
+__all__ = ["apply_outcome", "mismatches"]
+
+TRANSFER_FAILED = "transfer_failed"
+
+
+def mismatches(payment: Payment, transaction: Transaction) -> list[str]:
+    """Why a found transfer does not settle this payment (empty: it does)."""
+    problems: list[str] = []
+    if transaction.currency.upper() != payment.currency:
+        problems.append(f"currency {transaction.currency} instead of {payment.currency}")
+    minor = transaction.amount_minor if transaction.currency.upper() == payment.currency else None
+    if transaction.currency.upper() == payment.currency and minor != payment.amount_minor:
+        problems.append(f"amount {transaction.amount} {transaction.currency} instead of {payment.amount} {payment.currency}")
+    receiver = (transaction.to_account_id or "").strip().lower()
+    if not receiver:
+        problems.append("Bakong did not report the receiving account")
+    elif receiver != payment.receiving_account.strip().lower():
+        problems.append(f"paid to {transaction.to_account_id} instead of {payment.receiving_account}")
+    return problems
+
+
+def _paid_changes(transaction: Transaction, now: datetime) -> dict[str, Any]:
+    return {
+        "next_check_at": None,
+        "check_requested_at": None,
+        "paid_at": transaction.acknowledged_at or transaction.created_at or now,
+        "bakong_record": transaction.raw or None,
+        "last_checked_at": now,
+        "last_check_result": "found",
+    }
+
+
+async def apply_outcome(
+    tx: Tx,
+    payment: Payment,
+    outcome: CheckOutcome,
+    *,
+    actor: Actor,
+    next_check_at: datetime | None,
+) -> Payment | None:
+    """Apply one check's answer; returns the payment if its status changed, else None."""
+    if outcome.status is CheckStatus.PAID and outcome.transaction is not None:
+        return await _settle(tx, payment, outcome.transaction, actor=actor)
+    if outcome.status is CheckStatus.STATIC_QR and payment.status is PaymentStatus.PENDING:
+        return await repo.transition(
+            tx,
+            payment.id,
+            expected=[PaymentStatus.PENDING],
+            to=PaymentStatus.UNTRACKABLE,
+            actor=actor,
+            reason="Bakong cannot track a static KHQR",
+            changes={"next_check_at": None, "check_requested_at": None, "last_checked_at": tx.now, "last_check_result": "static_qr"},
+        )
+    if outcome.status is CheckStatus.NOT_FOUND:
+        result = "not_found"
+    elif outcome.status is CheckStatus.FAILED:
+        result = TRANSFER_FAILED  # the payer may try again with the same QR; decided at expiry
+    else:
+        kind = getattr(outcome.error, "kind", "refused") if outcome.error else "refused"
+        result = f"refused:{kind}"
+    await repo.record_check(tx, payment.id, result=result, next_check_at=next_check_at)
+    return None
+
+
+async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: Actor) -> Payment | None:
+    if payment.status is PaymentStatus.PENDING:
+        target = PaymentStatus.PAID
+    elif payment.status is PaymentStatus.TIMEOUT:
+        target = PaymentStatus.PAID_LATE
+    else:
+        return None
+    expected = [payment.status]
+    problems = mismatches(payment, transaction)
+    other = await repo.find_by_hash(tx, transaction.hash.lower())
+    if other is not None and other.id != payment.id:
+        problems.append(f"Bakong transaction {transaction.short_hash} already settled payment {other.id}")
+    changes = _paid_changes(transaction, tx.now)
+    payer = transaction.from_account_id
+    if problems:
+        return await repo.transition(
+            tx,
+            payment.id,
+            expected=expected,
+            to=PaymentStatus.NEEDS_REVIEW,
+            actor=actor,
+            reason="; ".join(problems),
+            changes=changes,
+            payer_account=payer,
+            event_extra={"problems": problems, "found_amount": str(transaction.amount), "found_currency": transaction.currency},
+        )
+    try:
+        return await repo.transition(
+            tx,
+            payment.id,
+            expected=expected,
+            to=target,
+            actor=actor,
+            reason="found on Bakong" if target is PaymentStatus.PAID else "found on Bakong after the timeout",
+            changes={**changes, "bakong_hash": transaction.hash.lower()},
+            payer_account=payer,
+        )
+    except Conflict:
+        return await repo.transition(
+            tx,
+            payment.id,
+            expected=expected,
+            to=PaymentStatus.NEEDS_REVIEW,
+            actor=actor,
+            reason=f"Bakong transaction {transaction.short_hash} already settled another payment",
+            changes=changes,
+            payer_account=payer,
+        )

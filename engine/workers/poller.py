@@ -1,0 +1,258 @@
+"""The poller: asks Bakong about due payments, spending the day's request budget where it pays.
+
+Each pass takes the due payments ("customer says paid" requests first, then by due time), asks
+Bakong in batches of 50 where the bulk endpoint answers (one MD5 goes to the single endpoint: same
+cost, no bulk probe), applies every answer in its own transaction, and reschedules. It never turns
+a refusal into a state: 429/5xx/unreachable back the whole poller off exponentially; an expired
+token (errorCode 6) pauses polling and raises one alert until the token changes; a spent quota
+(errorCode 17) or budget stops requests until the reset the ledger latched.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from engine import events as ev
+from engine.bakong.client import BULK_LIMIT, BakongClient
+from engine.bakong.models import CheckOutcome
+from engine.clock import Clock, local_midnight_after
+from engine.config import Settings
+from engine.db import journal
+from engine.db import payments as repo
+from engine.db import state as engine_state
+from engine.db.storage import Storage
+from engine.errors import (
+    BakongRefusal,
+    BakongServerError,
+    BakongUnreachable,
+    BudgetExhausted,
+    GeoBlocked,
+    MalformedResponse,
+    QuotaExhausted,
+    RateLimited,
+    TokenExpired,
+)
+from engine.records import Actor, Payment
+from engine.services.schedule import Allowance, CheckSchedule
+from engine.services.settlement import apply_outcome
+from engine.workers.base import Worker
+
+__all__ = ["Poller", "PollerState"]
+
+log = logging.getLogger("engine.poller")
+
+ACTOR = Actor.daemon("poller")
+PAUSE_STATE = "poller.pause"
+DEMAND_WINDOW = timedelta(hours=2)
+
+
+@dataclass
+class PollerState:
+    """What the poller knows that the faces show: why it waits, and the budget it works with."""
+
+    allowance: Allowance | None = None
+    paused_reason: str | None = None
+    paused_fingerprint: str | None = None
+    blocked_until: datetime | None = None
+    blocked_reason: str | None = None
+    backoff_until: datetime | None = None
+    consecutive_failures: int = 0
+    last_pass_at: datetime | None = None
+    last_batch_size: int = 0
+    requests_sent: int = 0
+
+
+class Poller(Worker):
+    name = "poller"
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        *,
+        clock: Clock,
+        client: BakongClient,
+        schedule: CheckSchedule,
+        state: PollerState | None = None,
+        batch_limit: int = 500,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+        self.client = client
+        self.schedule = schedule
+        self.state = state or PollerState()
+        self.batch_limit = batch_limit
+        self.rng = rng or random.Random()
+        self.tick = settings.payments.tick_seconds
+
+    # --- budget -----------------------------------------------------------------------------------
+
+    async def _allowance(self, pending: int) -> Allowance:
+        now = self.clock.now()
+        usage = await self.client.budget_usage()
+        async with self.storage.read() as tx:
+            recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
+        bulk = self.client.bulk_blocked_until is None
+        return Allowance.compute(
+            remaining=usage.remaining,
+            reserve=self.settings.payments.reserve_requests,
+            pending=pending,
+            recent_rate_per_second=recent / DEMAND_WINDOW.total_seconds(),
+            seconds_to_reset=(local_midnight_after(now) - now).total_seconds(),
+            batch_size=BULK_LIMIT if bulk else 1,
+            nominal_checks=self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
+        )
+
+    # --- pause on an expired token ------------------------------------------------------------------
+
+    async def _paused(self) -> bool:
+        """Polling stays paused while the token that expired is still the one in use."""
+        if self.state.paused_reason is None:
+            async with self.storage.read() as tx:
+                stored = await engine_state.get_state(tx, PAUSE_STATE)
+            if stored and stored.get("fingerprint") == self.client.fingerprint:
+                self.state.paused_reason = stored.get("reason")
+                self.state.paused_fingerprint = stored.get("fingerprint")
+        if self.state.paused_reason is None:
+            return False
+        await self.client.load_token()
+        if self.client.fingerprint != self.state.paused_fingerprint:
+            log.info("poller: a new Bakong token is in use; polling resumes")
+            async with self.storage.transaction() as tx:
+                await engine_state.set_state(tx, PAUSE_STATE, {})
+                await journal.audit(tx, ACTOR, "poller.resume", "bakong", "token", reason="new token")
+            self.state.paused_reason = None
+            self.state.paused_fingerprint = None
+            return False
+        return True
+
+    async def _pause(self, error: TokenExpired) -> None:
+        reason = f"Bakong refused the token ({error.message or 'expired'}); polling is paused until a new token is set"
+        self.state.paused_reason = reason
+        self.state.paused_fingerprint = self.client.fingerprint
+        log.error("poller: %s", reason)
+        async with self.storage.transaction() as tx:
+            await engine_state.set_state(tx, PAUSE_STATE, {"reason": reason, "fingerprint": self.client.fingerprint, "at": tx.now.isoformat()})
+            await journal.append_event(
+                tx, ev.ALERT_TOKEN_EXPIRED, "bakong", "token", {"message": reason, "token": self.client.fingerprint}
+            )
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    async def run_once(self) -> float | None:
+        now = self.clock.now()
+        self.state.last_pass_at = now
+        if await self._paused():
+            return 30.0
+        if self.state.blocked_until and now < self.state.blocked_until:
+            return min(60.0, (self.state.blocked_until - now).total_seconds())
+        if self.state.backoff_until and now < self.state.backoff_until:
+            return (self.state.backoff_until - now).total_seconds()
+        async with self.storage.read() as tx:
+            due = await repo.due_for_check(tx, now, self.batch_limit)
+            pending = await repo.count_scheduled(tx)
+        self.state.allowance = await self._allowance(pending)
+        self.state.last_batch_size = len(due)
+        if not due:
+            return await self._sleep_hint()
+        if len(due) == 1:
+            batches = [due]
+        else:
+            batches = [due[i : i + BULK_LIMIT] for i in range(0, len(due), BULK_LIMIT)]
+        for batch in batches:
+            if not await self._check(batch):
+                break
+        return 0.0 if len(due) >= self.batch_limit else None
+
+    async def _sleep_hint(self) -> float | None:
+        async with self.storage.read() as tx:
+            nxt = await repo.next_due_at(tx)
+        if nxt is None:
+            return 30.0
+        return max(0.0, (nxt - self.clock.now()).total_seconds())
+
+    async def _check(self, batch: list[Payment]) -> bool:
+        """Ask about one batch and apply the answers; False when polling must stop for now."""
+        try:
+            if len(batch) == 1:
+                outcomes = {batch[0].md5: await self.client.check_payment(batch[0].md5)}
+            else:
+                outcomes = await self.client.check_payments([p.md5 for p in batch])
+        except TokenExpired as exc:
+            await self._pause(exc)
+            return False
+        except (QuotaExhausted, BudgetExhausted) as exc:
+            until = exc.until or local_midnight_after(self.clock.now())
+            await self._block(until, exc)
+            return False
+        except (RateLimited, BakongServerError, BakongUnreachable, MalformedResponse, GeoBlocked) as exc:
+            await self._back_off(exc)
+            return False
+        except BakongRefusal as exc:
+            await self._back_off(exc)
+            return False
+        self.state.requests_sent += 1
+        if self.state.consecutive_failures:
+            await self._recovered()
+        await self._apply(batch, outcomes)
+        return True
+
+    async def _apply(self, batch: list[Payment], outcomes: dict[str, CheckOutcome]) -> None:
+        allowance = self.state.allowance
+        for payment in batch:
+            outcome = outcomes.get(payment.md5)
+            if outcome is None:
+                continue
+            try:
+                async with self.storage.transaction() as tx:
+                    current = await repo.get(tx, payment.id)
+                    nxt = self.schedule.next_check_at(current, tx.now, allowance)
+                    await apply_outcome(tx, current, outcome, actor=ACTOR, next_check_at=nxt)
+            except Exception:
+                # One payment's failure must not lose the others' answers; it stays due and is retried.
+                log.exception("poller: applying the answer for payment %s failed", payment.id)
+
+    async def _block(self, until: datetime, error: BakongRefusal) -> None:
+        first = self.state.blocked_until is None or self.state.blocked_until <= self.clock.now()
+        self.state.blocked_until = until
+        self.state.blocked_reason = error.message
+        if first:
+            log.warning("poller: no Bakong requests until %s: %s", until.isoformat(), error.message)
+            if isinstance(error, QuotaExhausted):
+                async with self.storage.transaction() as tx:
+                    await journal.append_event(
+                        tx, ev.ALERT_QUOTA_EXHAUSTED, "bakong", "quota", {"message": error.message, "until": until.isoformat()}
+                    )
+
+    async def _back_off(self, error: BakongRefusal) -> None:
+        self.state.consecutive_failures += 1
+        n = self.state.consecutive_failures
+        delay = min(300.0, 2.0 * 2 ** (n - 1))
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > delay:
+            delay = min(float(retry_after), 900.0)
+        delay *= 1 + self.rng.uniform(0, 0.2)
+        self.state.backoff_until = self.clock.now() + timedelta(seconds=delay)
+        log.warning("poller: Bakong refused (%s); backing off %.0f s", error.message or type(error).__name__, delay)
+        if n == 3:
+            async with self.storage.transaction() as tx:
+                await journal.append_event(
+                    tx,
+                    ev.ALERT_BAKONG_UNREACHABLE,
+                    "bakong",
+                    "api",
+                    {"message": error.message or type(error).__name__, "kind": error.kind, "failures": n},
+                )
+
+    async def _recovered(self) -> None:
+        alerted = self.state.consecutive_failures >= 3
+        self.state.consecutive_failures = 0
+        self.state.backoff_until = None
+        if alerted:
+            async with self.storage.transaction() as tx:
+                await journal.append_event(tx, ev.ALERT_BAKONG_RECOVERED, "bakong", "api", {"message": "Bakong answers again"})

@@ -1,0 +1,76 @@
+"""Engine fixtures: a whole engine on a real database and the built-in sandbox, on the manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from engine.clock import ManualClock
+from engine.config import Settings
+from engine.ids import IdFactory
+from engine.runtime import Engine
+from tests.conftest import TEST_DATA_KEY
+
+
+def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
+    """Default settings on ``db_url`` with the test data key; ``payments={...}`` etc. override."""
+    base = Settings()
+    settings = replace(
+        base,
+        database=replace(base.database, url=db_url),
+        security=replace(base.security, data_key=TEST_DATA_KEY),
+    )
+    for name, values in sections.items():
+        settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
+    return settings
+
+
+async def settle(engine: Engine, *, timeout: float = 10.0) -> None:
+    """Wait (in real time) until every worker and the bus are parked on the clock."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    quiet = 0
+    while loop.time() < deadline:
+        parked = all(r.sleeping for r in engine.runners.values()) and engine.bus.sleeping
+        quiet = quiet + 1 if parked else 0
+        if quiet >= 3:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("engine did not settle: " + ", ".join(f"{r.name}={r.sleeping}" for r in engine.runners.values()))
+
+
+async def run_for(engine: Engine, clock: ManualClock, seconds: float, *, step: float = 1.0) -> None:
+    """Move the manual clock forward in steps, letting the engine finish each step's work."""
+    await settle(engine)
+    remaining = seconds
+    while remaining > 1e-9:
+        dt = min(step, remaining)
+        clock.advance(dt)
+        remaining -= dt
+        await asyncio.sleep(0)
+        await settle(engine)
+
+
+@pytest.fixture
+def engine_settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
+    async with Engine.open(
+        engine_settings,
+        clock=clock,
+        run_workers=True,
+        migrate=True,
+        rng=random.Random(7),
+        ids=IdFactory(clock, random.Random(11)),
+        holder="test-engine",
+    ) as eng:
+        await settle(eng)
+        yield eng
