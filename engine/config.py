@@ -232,6 +232,18 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class DaemonSettings:
+    """The engine's process: leases, heartbeat and shutdown."""
+
+    #: A worker's lease lasts this long without renewal; another process takes over after it.
+    lease_seconds: float = 30.0
+    #: How often `serve` records and logs its heartbeat.
+    heartbeat_seconds: float = 30.0
+    #: On SIGINT/SIGTERM, wait at most this long for the batch in hand before exiting.
+    stop_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
     #: "text" or "json".
@@ -252,6 +264,7 @@ class Settings:
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = field(default=None, compare=False)
 
@@ -438,6 +451,10 @@ def _check_consistency(settings: Settings, origin: str) -> None:
             raise ConfigError(f"{origin}: payments.{key}: must be greater than 0")
     if not 0 <= p.jitter < 1:
         raise ConfigError(f"{origin}: payments.jitter: must be at least 0 and below 1")
+    d = settings.daemon
+    for key in ("lease_seconds", "heartbeat_seconds", "stop_timeout_seconds"):
+        if getattr(d, key) <= 0:
+            raise ConfigError(f"{origin}: daemon.{key}: must be greater than 0")
     if settings.payments.default_timeout_minutes < 1:
         raise ConfigError(f"{origin}: payments.default_timeout_minutes: must be at least 1")
     if settings.subscriptions.cycle_days < 1:

@@ -122,8 +122,8 @@ class Engine:
         ids: IdFactory | None = None,
         rng: random.Random | None = None,
         holder: str | None = None,
-        lease_ttl: float = 30.0,
-        stop_timeout: float = 10.0,
+        lease_ttl: float | None = None,
+        stop_timeout: float | None = None,
     ) -> AsyncIterator[Engine]:
         """Open storage (migrating the embedded default), the Bakong client and the services;
         with ``run_workers`` also start the workers and the event bus."""
@@ -134,7 +134,8 @@ class Engine:
             client, sandbox = await _bakong(settings, storage, clock=clock, transport=transport, rng=rng)
             engine = cls(
                 settings, storage, client, clock=clock, sandbox=sandbox, holder=holder, rng=rng,
-                lease_ttl=lease_ttl, stop_timeout=stop_timeout,
+                lease_ttl=lease_ttl or settings.daemon.lease_seconds,
+                stop_timeout=stop_timeout or settings.daemon.stop_timeout_seconds,
             )  # fmt: skip
             await engine.bus.start_from_now()
             engine._start_bus()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 
 from engine.config import Settings, load_settings
+from engine.records import Actor, ActorType
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
 
 
 @dataclass
@@ -27,3 +35,21 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(root.obj, CliState):
         root.obj = CliState()
     return root.obj
+
+
+def cli_actor() -> Actor:
+    """The person at this shell, as the audit log names them."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Actor(ActorType.CLI, name)
+
+
+@asynccontextmanager
+async def open_engine(ctx: typer.Context, *, run_workers: bool = False) -> AsyncIterator[Engine]:
+    """The engine configured for this command (the embedded default when there is no config)."""
+    from engine.runtime import Engine
+
+    async with Engine.open(state(ctx).settings(), run_workers=run_workers) as engine:
+        yield engine

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from bakong_console import __version__
-from bakong_console.cli import config_cmd, db_cmd, keys_cmd, khqr_cmd, sandbox_cmd
+from bakong_console.cli import bakong_cmd, config_cmd, db_cmd, keys_cmd, khqr_cmd, pay_cmd, payments_cmd, sandbox_cmd, serve_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -76,6 +76,10 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(khqr_cmd.app, name="khqr")
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(bakong_cmd.app, name="bakong")
+app.add_typer(payments_cmd.app, name="payments")
+app.command("pay")(pay_cmd.pay)
+app.command("serve")(serve_cmd.serve)
 
 
 def run() -> None:

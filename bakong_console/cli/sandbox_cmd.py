@@ -115,6 +115,7 @@ def serve(
 
 @app.command("pay")
 def pay(
+    ctx: typer.Context,
     qr: Annotated[str | None, typer.Argument(help="The KHQR string to pay, as a bank app would.")] = None,
     md5: Annotated[str | None, typer.Option("--md5", help="Pay this MD5 instead of a QR (needs --amount, --currency, --to).")] = None,
     amount: Annotated[str | None, typer.Option("--amount", help="Amount to pay (a static QR needs one).")] = None,
@@ -125,9 +126,15 @@ def pay(
     payer: Annotated[str | None, typer.Option("--from", help="The payer's Bakong account (default: a bank's pooled account).")] = None,
     fail: Annotated[bool, typer.Option("--fail", help="Record a transfer that failed.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the transfer as JSON.")] = False,
-    url: UrlOption = DEFAULT_SANDBOX_URL,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="A running sandbox to pay in (default: the built-in sandbox of the configured engine)."),
+    ] = None,
 ) -> None:
-    """Pay a KHQR (or an MD5) in a running sandbox and print the transfer Bakong will report."""
+    """Pay a KHQR (or an MD5) in the sandbox and print the transfer Bakong will report.
+
+    Without ``--url`` it pays in the engine's built-in sandbox (the one the console and the daemon
+    poll when ``bakong.environment`` is "sandbox" without a base_url)."""
     if (qr is None) == (md5 is None):
         raise InvalidInput("give either a KHQR or --md5")
     if amount is not None:
@@ -137,6 +144,11 @@ def pay(
             raise InvalidInput(f"--amount {amount!r} is not a number", field="amount") from None
 
     async def run() -> dict[str, Any]:
+        if url is None:
+            return await _pay_embedded(
+                ctx, qr=qr, md5=md5, amount=amount, currency=currency, to_account=to, wrong_amount=wrong_amount,
+                late_seconds=late, from_account=payer, fail=fail,
+            )
         async with _control(url) as control:
             return await control.pay(
                 qr=qr, md5=md5, amount=amount, currency=currency, to_account=to, wrong_amount=wrong_amount,
@@ -156,6 +168,24 @@ def pay(
         typer.echo(f"visible to lookups from {transfer['created_ms']} ms (paid late)")
     if transfer.get("static_qr"):
         typer.echo("static QR: Bakong cannot find this payment by MD5")
+
+
+async def _pay_embedded(ctx: typer.Context, **pay: Any) -> dict[str, Any]:
+    from engine.runtime import Engine
+
+    settings = state(ctx).settings()
+    if not (settings.is_sandbox and not settings.bakong.base_url):
+        raise InvalidInput(
+            f"bakong.environment is {settings.bakong.environment!r}{' with a base_url' if settings.bakong.base_url else ''}: "
+            "there is no built-in sandbox to pay in; give --url of a running sandbox"
+        )
+    async with Engine.open(settings) as engine:
+        assert engine.sandbox is not None
+        transfer = await engine.sandbox.pay(**pay)
+        now_ms = int(engine.clock.now().timestamp() * 1000)
+    record = transfer.to_record()
+    record["visible"] = transfer.created_ms <= now_ms
+    return record
 
 
 @app.command("faults")

@@ -519,6 +519,10 @@ async def today_totals(tx: Tx, since: datetime) -> dict[str, dict[str, int]]:
     return {cur: {"count": int(n), "amount_minor": int(total)} for cur, n, total in rows}
 
 
+#: For ``transition(changes=...)``: count the check that found the transfer.
+ONE_MORE_CHECK = PaymentRow.check_count + 1
+
+
 async def count_created_since(tx: Tx, since: datetime) -> int:
     """How many payments were created since ``since`` (the poller's demand forecast)."""
     return int(await tx.session.scalar(select(func.count()).where(PaymentRow.created_at >= since)) or 0)

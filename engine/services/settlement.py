@@ -47,6 +47,7 @@ def _paid_changes(transaction: Transaction, now: datetime) -> dict[str, Any]:
         "bakong_record": transaction.raw or None,
         "last_checked_at": now,
         "last_check_result": "found",
+        "check_count": repo.ONE_MORE_CHECK,
     }
 
 
@@ -69,7 +70,13 @@ async def apply_outcome(
             to=PaymentStatus.UNTRACKABLE,
             actor=actor,
             reason="Bakong cannot track a static KHQR",
-            changes={"next_check_at": None, "check_requested_at": None, "last_checked_at": tx.now, "last_check_result": "static_qr"},
+            changes={
+                "next_check_at": None,
+                "check_requested_at": None,
+                "last_checked_at": tx.now,
+                "last_check_result": "static_qr",
+                "check_count": repo.ONE_MORE_CHECK,
+            },
         )
     if outcome.status is CheckStatus.NOT_FOUND:
         result = "not_found"
