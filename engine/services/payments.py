@@ -40,6 +40,7 @@ log = logging.getLogger("engine.payments")
 
 MD5_PATTERN = r"^[0-9a-fA-F]{32}$"
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+_MD5_ATTEMPTS = 20
 _TEXT_LIMITS = {"reference": 100, "bill_number": 25, "customer_id": 100, "description": 500, "idempotency_key": 200}
 
 
@@ -98,7 +99,9 @@ class PaymentService:
             raise InvalidInput("amount must be greater than zero", field="amount")
         return minor
 
-    def _khqr_for(self, amount_minor: int, currency: str, expires_at: datetime, bill_number: str | None) -> khqr.KHQRResult:
+    def _khqr_for(
+        self, amount_minor: int, currency: str, expires_at: datetime, bill_number: str | None, *, skew_ms: int = 0
+    ) -> khqr.KHQRResult:
         m = self.settings.merchant
         common: dict[str, Any] = dict(
             bakong_account_id=m.bakong_account_id,
@@ -122,7 +125,7 @@ class PaymentService:
                 account_information=m.account_information or None, acquiring_bank=m.acquiring_bank or None, **common
             )
         try:
-            return khqr.generate(info, now_ms=int(self.clock.now().timestamp() * 1000))
+            return khqr.generate(info, now_ms=int(self.clock.now().timestamp() * 1000) + skew_ms)
         except khqr.KHQRError as exc:
             raise InvalidInput(f"cannot make a KHQR: {exc}", field="khqr") from None
 
@@ -171,40 +174,72 @@ class PaymentService:
                 return CreatedPayment(existing, created=False)
         now = self.clock.now()
         expires_at = now + timedelta(minutes=timeout)
-        code = self._khqr_for(amount_minor, currency, expires_at, bill_number)
-        try:
-            async with self.storage.transaction() as tx:
-                payment = await repo.insert(
-                    tx,
-                    actor=actor,
-                    amount_minor=amount_minor,
-                    currency=currency,
-                    khqr=code.qr,
-                    md5=code.md5,
-                    receiving_account=self.settings.merchant.bakong_account_id,
-                    expires_at=expires_at,
-                    next_check_at=self.schedule.first_check_at(tx.now, expires_at, self.allowance()),
-                    idempotency_scope=idempotency_scope,
-                    idempotency_key=key,
-                    request_fingerprint=fingerprint,
-                    reference=reference,
-                    bill_number=bill_number,
-                    description=description,
-                    customer_id=customer_id,
-                    api_key_id=api_key_id,
-                    subscription_id=subscription_id,
-                    invoice_id=invoice_id,
-                )
-        except Conflict:
-            if key:
-                existing = await self._by_key(idempotency_scope, key, fingerprint)
-                if existing is not None:
-                    return CreatedPayment(existing, created=False)
-            raise
+        for skew_ms in range(_MD5_ATTEMPTS):
+            # Two identical requests in one millisecond make one KHQR string, and the MD5 is the
+            # only key Bakong knows: move the creation timestamp on by a millisecond instead.
+            code = self._khqr_for(amount_minor, currency, expires_at, bill_number, skew_ms=skew_ms)
+            try:
+                payment = await self._insert(
+                    code, actor=actor, amount_minor=amount_minor, currency=currency, expires_at=expires_at,
+                    idempotency_scope=idempotency_scope, key=key, fingerprint=fingerprint, reference=reference,
+                    bill_number=bill_number, description=description, customer_id=customer_id, api_key_id=api_key_id,
+                    subscription_id=subscription_id, invoice_id=invoice_id,
+                )  # fmt: skip
+            except Conflict as exc:
+                if key:
+                    existing = await self._by_key(idempotency_scope, key, fingerprint)
+                    if existing is not None:
+                        return CreatedPayment(existing, created=False)
+                if "md5" in exc.message and skew_ms + 1 < _MD5_ATTEMPTS:
+                    continue
+                raise
+            break
         self.poke_poller()
         if deep_link:
             payment = await self._attach_deep_link(payment)
         return CreatedPayment(payment, created=True)
+
+    async def _insert(
+        self,
+        code: khqr.KHQRResult,
+        *,
+        actor: Actor,
+        amount_minor: int,
+        currency: str,
+        expires_at: datetime,
+        idempotency_scope: str,
+        key: str | None,
+        fingerprint: str | None,
+        reference: str | None,
+        bill_number: str | None,
+        description: str | None,
+        customer_id: str | None,
+        api_key_id: str | None,
+        subscription_id: str | None,
+        invoice_id: str | None,
+    ) -> Payment:
+        async with self.storage.transaction() as tx:
+            return await repo.insert(
+                tx,
+                actor=actor,
+                amount_minor=amount_minor,
+                currency=currency,
+                khqr=code.qr,
+                md5=code.md5,
+                receiving_account=self.settings.merchant.bakong_account_id,
+                expires_at=expires_at,
+                next_check_at=self.schedule.first_check_at(tx.now, expires_at, self.allowance()),
+                idempotency_scope=idempotency_scope,
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+                reference=reference,
+                bill_number=bill_number,
+                description=description,
+                customer_id=customer_id,
+                api_key_id=api_key_id,
+                subscription_id=subscription_id,
+                invoice_id=invoice_id,
+            )
 
     async def _by_key(self, scope: str, key: str, fingerprint: str | None) -> Payment | None:
         async with self.storage.read() as tx:

@@ -30,30 +30,46 @@ def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
     return settings
 
 
-async def settle(engine: Engine, *, timeout: float = 10.0) -> None:
-    """Wait (in real time) until every worker and the bus are parked on the clock."""
+async def settle(*engines: Engine, timeout: float = 10.0) -> None:
+    """Wait (in real time) until every worker and the bus of each engine are parked on the clock."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     quiet = 0
     while loop.time() < deadline:
-        parked = all(r.sleeping for r in engine.runners.values()) and engine.bus.sleeping
+        parked = all(all(r.sleeping for r in e.runners.values()) and e.bus.sleeping for e in engines)
         quiet = quiet + 1 if parked else 0
         if quiet >= 3:
             return
         await asyncio.sleep(0.005)
-    raise AssertionError("engine did not settle: " + ", ".join(f"{r.name}={r.sleeping}" for r in engine.runners.values()))
+    raise AssertionError(
+        "engine did not settle: " + ", ".join(f"{r.name}={r.sleeping}" for e in engines for r in e.runners.values())
+    )
 
 
-async def run_for(engine: Engine, clock: ManualClock, seconds: float, *, step: float = 1.0) -> None:
-    """Move the manual clock forward in steps, letting the engine finish each step's work."""
-    await settle(engine)
+async def run_for(engine: Engine | list[Engine], clock: ManualClock, seconds: float, *, step: float = 1.0) -> None:
+    """Move the manual clock forward in steps, letting the engine(s) finish each step's work."""
+    engines = engine if isinstance(engine, list) else [engine]
+    await settle(*engines)
     remaining = seconds
     while remaining > 1e-9:
         dt = min(step, remaining)
         clock.advance(dt)
         remaining -= dt
         await asyncio.sleep(0)
-        await settle(engine)
+        await settle(*engines)
+
+
+def open_engine(settings: Settings, clock: ManualClock, *, holder: str = "test-engine", seed: int = 7, run_workers: bool = True):  # noqa: ANN201
+    """``Engine.open`` with seeded randomness, for tests that need more than the ``engine`` fixture."""
+    return Engine.open(
+        settings,
+        clock=clock,
+        run_workers=run_workers,
+        migrate=True,
+        rng=random.Random(seed),
+        ids=IdFactory(clock, random.Random(seed + 4)),
+        holder=holder,
+    )
 
 
 @pytest.fixture
@@ -63,14 +79,6 @@ def engine_settings(db_url: str) -> Settings:
 
 @pytest.fixture
 async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
-    async with Engine.open(
-        engine_settings,
-        clock=clock,
-        run_workers=True,
-        migrate=True,
-        rng=random.Random(7),
-        ids=IdFactory(clock, random.Random(11)),
-        holder="test-engine",
-    ) as eng:
+    async with open_engine(engine_settings, clock) as eng:
         await settle(eng)
         yield eng
