@@ -43,5 +43,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, stream: object 
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

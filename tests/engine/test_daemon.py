@@ -1,0 +1,156 @@
+"""`bakong-console serve` as a real process: SIGKILL mid-work loses nothing, SIGTERM exits 0 with
+leases released, bad config exits non-zero with one line. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from engine import events as ev
+from engine.clock import SystemClock
+from engine.config import load_settings
+from engine.db import journal
+from engine.db import leases as lease_repo
+from engine.records import Actor, ActorType, PaymentStatus
+from engine.runtime import Engine
+from tests.conftest import TEST_DATA_KEY
+
+CASHIER = Actor(ActorType.CASHIER, "dara")
+
+
+def _config(tmp_path: Path, db_url: str) -> Path:
+    path = tmp_path / "daemon.toml"
+    path.write_text(
+        f"""
+[database]
+url = "{db_url}"
+[security]
+data_key = "{TEST_DATA_KEY}"
+[payments]
+dense_interval_seconds = 0.3
+sparse_interval_seconds = 0.5
+tick_seconds = 0.2
+[daemon]
+lease_seconds = 1.5
+heartbeat_seconds = 0.5
+stop_timeout_seconds = 5.0
+[api]
+enabled = false
+[logging]
+format = "json"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bakong_console", "--config", str(config), "serve"],
+        stdout=out,
+        stderr=out,
+        cwd=config.parent,
+    )
+
+
+async def _wait_for(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_sigkill_mid_work_then_restart_completes_every_payment_exactly_once(db_url: str, tmp_path: Path) -> None:
+    config = _config(tmp_path, db_url)
+    settings = load_settings(config)
+    log = tmp_path / "daemon.log"
+    async with Engine.open(settings, clock=SystemClock(), migrate=True) as engine:
+        made = [(await engine.payments.initiate(f"{n + 1}.00", "USD", actor=CASHIER)).payment for n in range(10)]
+        daemon = _start(config, log)
+        try:
+            for p in made[:5]:
+                await engine.sandbox.pay(qr=p.khqr)
+
+            async def some_paid() -> bool:
+                statuses = [(await engine.payments.get(p.id)).status for p in made[:5]]
+                return PaymentStatus.PAID in statuses
+
+            await _wait_for(some_paid)
+            daemon.send_signal(signal.SIGKILL)
+            assert daemon.wait(10) == -signal.SIGKILL
+            for p in made[5:]:
+                await engine.sandbox.pay(qr=p.khqr)
+            daemon = _start(config, log)
+
+            async def all_paid() -> bool:
+                statuses = [(await engine.payments.get(p.id)).status for p in made]
+                return all(s is PaymentStatus.PAID for s in statuses)
+
+            await _wait_for(all_paid, timeout=45)
+            async with engine.storage.read() as tx:
+                events = await journal.events_since(tx, 0, limit=10_000)
+            completed = Counter(e.subject_id for e in events if e.type == ev.PAYMENT_COMPLETED)
+            assert completed == Counter({p.id: 1 for p in made})
+
+            async with engine.storage.read() as tx:
+                held = [lease.holder for lease in await lease_repo.list_leases(tx) if lease.name == "poller"]
+            assert held and f":{daemon.pid}:" in held[0]
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(15) == 0, log.read_text()
+            async with engine.storage.read() as tx:
+                holders = [lease.holder for lease in await lease_repo.list_leases(tx)]
+            assert not [h for h in holders if f":{daemon.pid}:" in h], "a stopped daemon releases its leases"
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(10)
+    lines = log.read_text().splitlines()
+    assert any('"message": "heartbeat"' in line for line in lines)
+    assert TEST_DATA_KEY.split(":")[1] not in log.read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_signals_stop_the_daemon_cleanly(sqlite_url: str, tmp_path: Path, sig: signal.Signals) -> None:
+    config = _config(tmp_path, sqlite_url)
+    log = tmp_path / "daemon.log"
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "bakong_console", "--config", str(config), "db", "upgrade"], capture_output=True, text=True, timeout=60
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    daemon = _start(config, log)
+    try:
+        deadline = time.monotonic() + 20
+        while '"daemon started"' not in log.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert '"daemon started"' in log.read_text(), log.read_text()
+        started = time.monotonic()
+        daemon.send_signal(sig)
+        assert daemon.wait(15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert '"daemon stopped"' in log.read_text()
+
+
+def test_bad_config_exits_non_zero_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[payments]\ntick_seconds = 0\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "bakong_console", "--config", str(config), "serve"],
+        capture_output=True, text=True, timeout=60, env={**os.environ},
+    )  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "payments.tick_seconds" in lines[0]
