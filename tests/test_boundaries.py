@@ -1,0 +1,73 @@
+"""Imports flow one way: the faces use the engine, the engine never loads a face or a UI library,
+and the faces never talk to the database driver or HTTP library directly."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UI = ("textual", "rich", "typer", "bakong_console")
+ENGINE_ONLY = ("sqlalchemy", "httpx", "aiosqlite", "asyncpg")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_engine_source_imports_no_face_or_ui_library() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & set(UI)) for path in (ROOT / "engine").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_faces_do_not_use_the_database_or_http_libraries_directly() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & set(ENGINE_ONLY)) for path in (ROOT / "bakong_console").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def _loaded_after(code: str, tmp_path: Path) -> set[str]:
+    probe = (
+        "import sys\n" + code + "\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_importing_the_engine_loads_no_textual_typer_or_face(tmp_path: Path) -> None:
+    loaded = _loaded_after(
+        "import engine, engine.runtime, engine.services.payments, engine.workers.poller, engine.bakong.sandbox, engine.khqr",
+        tmp_path,
+    )
+    assert not loaded & {"textual", "typer", "bakong_console"}
+
+
+def test_running_serve_loads_no_textual(tmp_path: Path) -> None:
+    code = """
+import asyncio
+from engine.config import Settings
+from bakong_console.daemon import run_daemon
+from bakong_console.cli import main  # the CLI as `bakong-console serve` loads it
+
+async def go():
+    stop = asyncio.Event()
+    code = await run_daemon(Settings(), with_api=False, on_ready=lambda engine: stop.set(), stop=stop)
+    assert code == 0
+asyncio.run(go())
+"""
+    loaded = _loaded_after(code, tmp_path)
+    assert "engine" in loaded and "textual" not in loaded
