@@ -86,6 +86,12 @@ class ManualClock:
         """How many tasks are waiting on this clock (tests wait for workers to park)."""
         return sum(1 for _, _, f in self._sleepers if not f.done())
 
+    def next_wakeup(self) -> float | None:
+        """Seconds until the earliest waiting sleeper wakes (None: nobody waits); simulations
+        jump straight there instead of ticking through idle time."""
+        live = [deadline for deadline, _, fut in self._sleepers if not fut.done()]
+        return max(0.0, min(live) - self._mono) if live else None
+
     def set(self, when: datetime) -> None:
         """Jump to ``when`` (forward only), waking whoever should wake."""
         delta = (utc(when) - self._now).total_seconds()

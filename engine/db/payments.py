@@ -544,3 +544,34 @@ async def soonest_expiry(tx: Tx) -> datetime | None:
     return await tx.session.scalar(
         select(func.min(PaymentRow.expires_at)).where(PaymentRow.status == PaymentStatus.PENDING.value)
     )
+
+
+_RECORD_CHECKS = (
+    update(PaymentRow)
+    .where(PaymentRow.id == bindparam("pid"), PaymentRow.status == bindparam("expected_status"))
+    .values(
+        check_count=PaymentRow.check_count + 1,
+        last_checked_at=bindparam("now", type_=UTCDateTime()),
+        last_check_result=bindparam("result"),
+        next_check_at=bindparam("next_at", type_=UTCDateTime()),
+        check_requested_at=None,
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+async def record_checks(tx: Tx, checks: Sequence[tuple[Payment, str, datetime | None]]) -> None:
+    """``record_check`` for many payments in one statement (executemany): (payment, result, next).
+
+    Guarded by the status each was loaded with, so a payment that changed meanwhile is not
+    rescheduled."""
+    if not checks:
+        return
+    await tx.session.execute(
+        _RECORD_CHECKS,
+        [
+            {"pid": p.id, "expected_status": p.status.value, "now": tx.now, "result": result[:64], "next_at": nxt}
+            for p, result, nxt in checks
+        ],
+    )

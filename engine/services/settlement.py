@@ -18,7 +18,7 @@ from engine.db.storage import Tx
 from engine.errors import Conflict
 from engine.records import Actor, Payment, PaymentStatus
 
-__all__ = ["apply_outcome", "mismatches"]
+__all__ = ["apply_outcome", "changes_state", "check_result", "mismatches"]
 
 TRANSFER_FAILED = "transfer_failed"
 
@@ -78,15 +78,27 @@ async def apply_outcome(
                 "check_count": repo.ONE_MORE_CHECK,
             },
         )
-    if outcome.status is CheckStatus.NOT_FOUND:
-        result = "not_found"
-    elif outcome.status is CheckStatus.FAILED:
-        result = TRANSFER_FAILED  # the payer may try again with the same QR; decided at expiry
-    else:
-        kind = getattr(outcome.error, "kind", "refused") if outcome.error else "refused"
-        result = f"refused:{kind}"
-    await repo.record_check(tx, payment.id, result=result, next_check_at=next_check_at)
+    await repo.record_check(tx, payment.id, result=check_result(outcome), next_check_at=next_check_at)
     return None
+
+
+def changes_state(outcome: CheckOutcome, payment: Payment) -> bool:
+    """Whether applying ``outcome`` may change the payment's status (else it is bookkeeping)."""
+    if outcome.status is CheckStatus.PAID and outcome.transaction is not None:
+        return True
+    return outcome.status is CheckStatus.STATIC_QR and payment.status is PaymentStatus.PENDING
+
+
+def check_result(outcome: CheckOutcome) -> str:
+    """The payment's ``last_check_result`` for an answer that changes nothing."""
+    if outcome.status is CheckStatus.NOT_FOUND:
+        return "not_found"
+    if outcome.status is CheckStatus.FAILED:
+        return TRANSFER_FAILED  # the payer may try again with the same QR; decided at expiry
+    if outcome.status is CheckStatus.STATIC_QR:
+        return "static_qr"
+    kind = getattr(outcome.error, "kind", "refused") if outcome.error else "refused"
+    return f"refused:{kind}"
 
 
 async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: Actor) -> Payment | None:

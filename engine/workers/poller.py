@@ -37,7 +37,7 @@ from engine.errors import (
 )
 from engine.records import Actor, Payment
 from engine.services.schedule import Allowance, CheckSchedule
-from engine.services.settlement import apply_outcome
+from engine.services.settlement import apply_outcome, changes_state, check_result
 from engine.workers.base import Worker
 
 __all__ = ["Poller", "PollerState"]
@@ -203,10 +203,17 @@ class Poller(Worker):
         return True
 
     async def _apply(self, batch: list[Payment], outcomes: dict[str, CheckOutcome]) -> None:
+        """Answers that change a status are applied one transaction each; the rest (not found
+        yet, refused) are recorded for the whole batch in one statement."""
         allowance = self.state.allowance
+        now = self.clock.now()
+        unchanged: list[tuple[Payment, str, datetime | None]] = []
         for payment in batch:
             outcome = outcomes.get(payment.md5)
             if outcome is None:
+                continue
+            if not changes_state(outcome, payment):
+                unchanged.append((payment, check_result(outcome), self.schedule.next_check_at(payment, now, allowance)))
                 continue
             try:
                 async with self.storage.transaction() as tx:
@@ -216,6 +223,9 @@ class Poller(Worker):
             except Exception:
                 # One payment's failure must not lose the others' answers; it stays due and is retried.
                 log.exception("poller: applying the answer for payment %s failed", payment.id)
+        if unchanged:
+            async with self.storage.transaction() as tx:
+                await repo.record_checks(tx, unchanged)
 
     async def _block(self, until: datetime, error: BakongRefusal) -> None:
         first = self.state.blocked_until is None or self.state.blocked_until <= self.clock.now()
