@@ -212,8 +212,12 @@ class ApiSettings:
     rate_limit_per_minute: int = 100
     auth_failures_before_block: int = 10
     block_seconds: int = 900
-    #: "memory" or a redis URL ("redis://127.0.0.1:6379/0") shared by several instances.
+    #: "memory" (this process), "redis" (shared through ``redis_url``) or a redis URL directly.
     rate_limit_backend: str = "memory"
+    #: The Redis that several API instances share their limits and IP blocks through.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every Redis key the API writes (several deployments can share one Redis).
+    redis_key_prefix: str = "bakong-console:"
     max_body_bytes: int = 65536
     monitor_max_seconds: float = 60.0
     #: Trust X-Forwarded-For from these proxy addresses.
@@ -306,10 +310,11 @@ ENV_OVERRIDES: dict[tuple[str, str], str] = {
     ("security", "data_key"): "BAKONG_CONSOLE_DATA_KEY",
     ("sandbox", "token"): "BAKONG_CONSOLE_SANDBOX_TOKEN",
     ("api", "rate_limit_backend"): "BAKONG_CONSOLE_RATE_LIMIT_BACKEND",
+    ("api", "redis_url"): "BAKONG_CONSOLE_REDIS_URL",
 }
 
 _SECRET_KEYS = {("bakong", "token"), ("security", "data_key"), ("sandbox", "token"),
-                ("security", "previous_data_keys")}
+                ("security", "previous_data_keys"), ("api", "redis_url")}
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("merchant", "type"): ("individual", "merchant"),
@@ -464,6 +469,11 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         raise ConfigError(
             f"{origin}: merchant.merchant_id and merchant.acquiring_bank: required when merchant.type is 'merchant'"
         )
+    backend = settings.api.rate_limit_backend
+    if backend not in ("memory", "redis") and not backend.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{origin}: api.rate_limit_backend: must be 'memory', 'redis' or a redis:// URL, got {backend!r}")
+    if backend == "redis" and not settings.api.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{origin}: api.redis_url: must be a redis://, rediss:// or unix:// URL")
     url = settings.database.url
     if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"{origin}: database.url: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

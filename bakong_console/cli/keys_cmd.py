@@ -1,16 +1,23 @@
-"""`bakong-console keys`: the data encryption key (generate, rotate)."""
+"""`bakong-console keys`: the data encryption key (generate, rotate) and API keys (create, list, revoke)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 import typer
 
-from bakong_console.cli.context import state
+from bakong_console.cli.context import cli_actor, state
 from engine.clock import SystemClock
 from engine.crypto import generate_key_spec, key_file_in_use, load_data_cipher, write_key_file
 from engine.db.bootstrap import open_storage
 from engine.db.rekey import reencrypt_all
+from engine.records import ApiKey
+from engine.services.api_keys import SCOPES, ApiKeyService
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Keys: the data encryption key and API keys.", no_args_is_help=True)
 
@@ -51,3 +58,68 @@ def rotate_data_key(ctx: typer.Context) -> None:
         typer.echo(f"re-encrypted {count} secrets with new key {new_spec.split(':')[0]} ({key_file})")
     else:
         typer.echo(f"re-encrypted {count} secrets with key {load_data_cipher(settings).active_id}")
+
+
+def _with_api_keys(ctx: typer.Context, action: Callable[[ApiKeyService], Awaitable[T]]) -> T:
+    settings = state(ctx).settings()
+
+    async def run() -> T:
+        clock = SystemClock()
+        storage = await open_storage(settings, clock=clock)
+        try:
+            return await action(ApiKeyService(storage, clock=clock))
+        finally:
+            await storage.db.dispose()
+
+    return asyncio.run(run())
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+@app.command("create")
+def create_api_key(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. the backend's name (unique among active keys).")],
+    scopes: Annotated[
+        str | None,
+        typer.Option("--scopes", help=f"Comma-separated scopes (default: all): {', '.join(SCOPES)}."),
+    ] = None,
+) -> None:
+    """Create an API key for the HTTP API and print it once (only its hash is kept)."""
+    wanted = [s for s in scopes.split(",")] if scopes is not None else None
+    key, plaintext = _with_api_keys(ctx, lambda svc: svc.create(name, wanted, actor=cli_actor()))
+    typer.echo(plaintext)
+    typer.echo(f"created API key {key.id} ({key.name}) with scopes {','.join(key.scopes)}", err=True)
+    typer.echo("store it now: it is not shown again", err=True)
+
+
+@app.command("list")
+def list_api_keys(
+    ctx: typer.Context,
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List API keys (never the keys themselves: their prefixes)."""
+    keys: list[ApiKey] = _with_api_keys(ctx, lambda svc: svc.list(include_revoked=all_keys))
+    if not keys:
+        typer.echo("no API keys" + ("" if all_keys else " (--all shows revoked ones)"))
+        return
+    rows = [("ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "STATUS")]
+    for k in keys:
+        status = "active" if k.active else f"revoked {_when(k.revoked_at)}"
+        rows.append((k.id, k.name, f"bk_{k.prefix}_", ",".join(k.scopes), _when(k.created_at), _when(k.last_used_at), status))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+@app.command("revoke")
+def revoke_api_key(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (key_..., see `keys list`).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; kept in the audit log.")] = None,
+) -> None:
+    """Revoke an API key: requests with it are refused (within seconds in every running API)."""
+    key = _with_api_keys(ctx, lambda svc: svc.revoke(key_id.strip(), actor=cli_actor(), reason=reason))
+    typer.echo(f"revoked API key {key.id} ({key.name})")
