@@ -200,6 +200,8 @@ class SubscriptionSettings:
     #: Minutes a renewal/upgrade KHQR stays valid.
     payment_timeout_minutes: int = 1440
     tick_seconds: float = 30.0
+    #: Ask Bakong for a deep link for every subscription KHQR (one metered request each).
+    deep_links: bool = True
 
 
 @dataclass(frozen=True)

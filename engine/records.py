@@ -19,14 +19,18 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Event",
+    "InvoicePayment",
     "Lease",
     "Payment",
     "PaymentStatus",
     "Plan",
+    "PlanChange",
+    "ProrationQuote",
     "StatusChange",
     "Subscription",
     "SubscriptionInvoice",
     "SubscriptionStatus",
+    "SubscriptionView",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
@@ -60,6 +64,16 @@ class SubscriptionStatus(StrEnum):
     PAST_DUE = "PAST_DUE"
     EXPIRED = "EXPIRED"
     CANCELLED = "CANCELLED"
+
+    @property
+    def is_live(self) -> bool:
+        """Not ended: the user's one current subscription is in one of these states."""
+        return self not in (SubscriptionStatus.EXPIRED, SubscriptionStatus.CANCELLED)
+
+    @property
+    def has_access(self) -> bool:
+        """The user may use what the plan sells (PAST_DUE keeps access during grace)."""
+        return self in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 
 class ActorType(StrEnum):
@@ -228,6 +242,99 @@ class SubscriptionInvoice:
     payment_id: str | None
     created_at: datetime
     paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InvoicePayment:
+    """An invoice and the KHQR payment that currently collects it (None until it is issued)."""
+
+    invoice: SubscriptionInvoice
+    payment: Payment | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """A subscription as the faces show it: plan, period, pending change, state, what is owed."""
+
+    subscription: Subscription
+    plan: Plan
+    pending_plan: Plan | None = None
+    #: OPEN invoices (first payment, renewal, upgrade) with their current KHQR payments.
+    open_invoices: tuple[InvoicePayment, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.subscription.id
+
+    @property
+    def user_id(self) -> str:
+        return self.subscription.user_id
+
+    @property
+    def status(self) -> SubscriptionStatus:
+        return self.subscription.status
+
+    @property
+    def period_start(self) -> datetime | None:
+        return self.subscription.current_period_start
+
+    @property
+    def period_end(self) -> datetime | None:
+        return self.subscription.current_period_end
+
+    @property
+    def pending_change(self) -> str | None:
+        """"upgrade" (waiting for its payment), "downgrade" (at period end) or None."""
+        return self.subscription.pending_change
+
+    @property
+    def has_access(self) -> bool:
+        return self.subscription.status.has_access
+
+    def open_invoice(self, kind: str) -> InvoicePayment | None:
+        for item in self.open_invoices:
+            if item.invoice.kind == kind:
+                return item
+        return None
+
+
+@dataclass(frozen=True)
+class ProrationQuote:
+    """What an upgrade costs now (see ``engine.services.proration`` for the rule), before anything is created."""
+
+    from_plan: str
+    to_plan: str
+    currency: str
+    old_price_minor: int
+    new_price_minor: int
+    remaining_seconds: int
+    cycle_seconds: int
+    period_end: datetime
+    amount_minor: int
+
+    @property
+    def amount(self) -> Any:
+        return to_major(self.amount_minor, self.currency)
+
+    @property
+    def display_amount(self) -> str:
+        return format_amount(self.amount_minor, self.currency)
+
+    @property
+    def immediate(self) -> bool:
+        """Nothing to pay: the upgrade applies at once."""
+        return self.amount_minor == 0
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """The result of an upgrade request: applied at once, or waiting for its prorated payment."""
+
+    view: SubscriptionView
+    quote: ProrationQuote
+    applied: bool
+    invoice: SubscriptionInvoice | None = None
+    payment: Payment | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Subscription fixtures: a whole engine (renewer included) on the manual clock, with plans."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+
+from engine import events as ev
+from engine.clock import ManualClock
+from engine.config import Settings
+from engine.db import journal
+from engine.records import Actor, ActorType, Event, Payment, PaymentStatus, Plan
+from engine.runtime import Engine
+from tests.engine.conftest import engine, make_settings, run_for, settle  # noqa: F401 (engine: the fixture)
+
+OPERATOR = Actor(ActorType.CLI, "sophea")
+BACKEND = Actor(ActorType.API_KEY, "backend")
+
+
+@pytest.fixture
+def engine_settings(db_url: str) -> Settings:
+    # no client-side retries: a retry sleeps on the manual clock inside the client
+    return make_settings(db_url, bakong={"max_retries": 0})
+
+
+@pytest.fixture
+async def plans(engine: Engine) -> dict[str, Plan]:
+    subs = engine.subscriptions
+    return {
+        "basic": await subs.add_plan("basic", "Basic", "20000", "KHR", 30, 0, actor=OPERATOR),
+        "pro": await subs.add_plan("pro", "Pro", "50000", "KHR", 30, 0, actor=OPERATOR),
+        "trial": await subs.add_plan("trial", "Basic with trial", "20000", "KHR", 30, 7, actor=OPERATOR),
+        "usd": await subs.add_plan("usd", "Dollar plan", "5.00", "USD", 30, 0, actor=OPERATOR),
+    }
+
+
+async def events_of(engine: Engine, subject_id: str) -> list[Event]:
+    async with engine.storage.read() as tx:
+        return [e for e in await journal.events_since(tx, 0, limit=100_000) if e.subject_id == subject_id]
+
+
+async def event_types(engine: Engine, subject_id: str) -> list[str]:
+    return [e.type for e in await events_of(engine, subject_id) if e.type.startswith("subscription.")]
+
+
+async def pay(engine: Engine, clock: ManualClock, payment: Payment) -> Payment:
+    """Pay a KHQR in the built-in sandbox and let the poller find it (and the renewer act)."""
+    assert engine.sandbox is not None
+    await engine.sandbox.pay(qr=payment.khqr)
+    await engine.payments.request_check(payment.id, actor=BACKEND)
+    await run_for(engine, clock, 20, step=5)
+    done = await engine.payments.get(payment.id)
+    assert done.status is PaymentStatus.PAID, (done.status, done.last_check_result)
+    return done
+
+
+async def advance_to(engine: Engine, clock: ManualClock, when: datetime, *, step: float = 12 * 3600) -> None:
+    """Move the clock to ``when`` in steps, letting the engine work at each step."""
+    await settle(engine)
+    while clock.now() < when:
+        dt = min(step, (when - clock.now()).total_seconds())
+        clock.advance(dt)
+        await asyncio.sleep(0)
+        await settle(engine)
+
+
+__all__ = ["BACKEND", "OPERATOR", "advance_to", "event_types", "events_of", "ev", "pay"]
