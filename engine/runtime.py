@@ -41,6 +41,7 @@ from engine.db.sandbox_store import DatabaseTokenStore, DatabaseTransferStore
 from engine.db.storage import Storage
 from engine.ids import IdFactory
 from engine.records import Lease
+from engine.services.audit import AuditService
 from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
 from engine.workers.base import Worker, WorkerRunner, WorkerStatus
@@ -94,6 +95,7 @@ class Engine:
         self.schedule = CheckSchedule(settings.payments, rng=self.rng)
         self.poller_state = PollerState()
         self.runners: dict[str, WorkerRunner] = {}
+        self.audit = AuditService(storage)
         self.payments = PaymentService(
             storage,
             settings,

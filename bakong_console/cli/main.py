@@ -68,7 +68,23 @@ def root(
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        _open_console(ctx)
+
+
+def _open_console(ctx: typer.Context) -> None:
+    # Textual is imported only here: every other command (and `serve`) runs without it.
+    import asyncio
+
+    from bakong_console.cli.context import state
+    from bakong_console.tui.run import run_console
+
+    raise typer.Exit(asyncio.run(run_console(state(ctx).settings())))
+
+
+@app.command("console")
+def console(ctx: typer.Context) -> None:
+    """Open the operator console (the same as running bakong-console with no command)."""
+    _open_console(ctx)
 
 
 app.add_typer(config_cmd.app, name="config")
