@@ -44,9 +44,11 @@ from engine.records import Lease
 from engine.services.audit import AuditService
 from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
+from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
 from engine.workers.base import Worker, WorkerRunner, WorkerStatus
 from engine.workers.expirer import Expirer
 from engine.workers.poller import Poller, PollerState
+from engine.workers.renewer import Renewer
 
 __all__ = ["Engine", "EngineInfo"]
 
@@ -106,6 +108,11 @@ class Engine:
             allowance=lambda: self.poller_state.allowance,
             poke_poller=self._poke_payment_workers,
         )
+        self.subscriptions = SubscriptionService(
+            storage, settings, clock=clock, payments=self.payments, poke_renewer=lambda: self.poke("renewer")
+        )
+        # a subscription's KHQR was paid: the renewer acts on it now rather than at its next tick
+        self.bus.listen(subscription_payment_listener(lambda: self.poke("renewer")))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
 
@@ -157,10 +164,11 @@ class Engine:
         return [
             Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
             Expirer(self.storage, self.settings, clock=self.clock, allowance=lambda: self.poller_state.allowance),
+            Renewer(self.subscriptions),
         ]  # fmt: skip
 
     def _tick_for(self, worker: Worker) -> float:
-        return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0}.get(worker.name, 1.0)
+        return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0, "renewer": self.settings.subscriptions.tick_seconds}.get(worker.name, 1.0)
 
     def _start_bus(self) -> None:
         self._tasks.append(asyncio.create_task(self.bus.run(), name="engine.bus"))
