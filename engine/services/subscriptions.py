@@ -487,16 +487,26 @@ class SubscriptionService:
                     raise Conflict(f"subscription {sub.id} changed meanwhile; try again")
                 reissue += await self.reprice_renewal(tx, changed, actor=actor)
             else:
-                invoice = await repo.insert_invoice(
-                    tx,
-                    subscription_id=sub.id,
-                    kind=KIND_UPGRADE,
-                    period_start=tx.now,
-                    period_end=quote.period_end,
-                    plan_id=new.id,
-                    amount_minor=quote.amount_minor,
-                    currency=sub.currency,
-                )
+                invoice = await repo.invoice_for_period(tx, sub.id, KIND_UPGRADE, tx.now)
+                if invoice is None:
+                    invoice = await repo.insert_invoice(
+                        tx,
+                        subscription_id=sub.id,
+                        kind=KIND_UPGRADE,
+                        period_start=tx.now,
+                        period_end=quote.period_end,
+                        plan_id=new.id,
+                        amount_minor=quote.amount_minor,
+                        currency=sub.currency,
+                    )
+                else:
+                    # an upgrade replaced in the same instant: the invoice of that instant takes the
+                    # new terms (its KHQR was cancelled above; the next one is issued below)
+                    await repo.update_invoice(
+                        tx, invoice.id, status=INVOICE_OPEN, plan_id=new.id, amount_minor=quote.amount_minor,
+                        period_end=quote.period_end,
+                    )  # fmt: skip
+                    invoice = await repo.get_invoice(tx, invoice.id)
                 changed = await repo.transition(
                     tx, sub.id, expected=[sub.status], to=None, actor=actor,
                     reason=f"upgrade to {new.code} waits for {quote.display_amount}",

@@ -66,4 +66,31 @@ async def advance_to(engine: Engine, clock: ManualClock, when: datetime, *, step
         await settle(engine)
 
 
-__all__ = ["BACKEND", "OPERATOR", "advance_to", "event_types", "events_of", "ev", "pay"]
+
+
+
+@pytest.fixture
+async def quiet_engine(engine_settings: Settings, clock: ManualClock):  # noqa: ANN201
+    """An engine without running workers: tests drive the renewer pass by pass and settle
+    payments by hand (``mark_paid``), jumping the clock freely."""
+    from tests.engine.conftest import open_engine
+
+    async with open_engine(engine_settings, clock, run_workers=False) as eng:
+        yield eng
+
+
+@pytest.fixture
+async def quiet_plans(quiet_engine: Engine) -> dict[str, Plan]:
+    subs = quiet_engine.subscriptions
+    return {
+        "basic": await subs.add_plan("basic", "Basic", "20000", "KHR", 30, 0, actor=OPERATOR),
+        "pro": await subs.add_plan("pro", "Pro", "50000", "KHR", 30, 0, actor=OPERATOR),
+        "max": await subs.add_plan("max", "Max", "80000", "KHR", 30, 0, actor=OPERATOR),
+        "trial": await subs.add_plan("trial", "Basic with trial", "20000", "KHR", 30, 7, actor=OPERATOR),
+        "usd": await subs.add_plan("usd", "Dollar plan", "5.00", "USD", 30, 0, actor=OPERATOR),
+        "weekly": await subs.add_plan("weekly", "Weekly", "5000", "KHR", 7, 0, actor=OPERATOR),
+    }
+
+
+async def mark_paid(engine: Engine, payment_id: str) -> Payment:
+    return await engine.payments.mark_paid(payment_id, actor=OPERATOR, reason="seen in the bank app")
