@@ -1,0 +1,111 @@
+"""``create_app(engine)``: the FastAPI application the main backend calls.
+
+The app is handed an open ``Engine`` and never opens one; ``bakong-console serve`` runs it with
+uvicorn in the engine's event loop (``bakong_console.api.server.uvicorn_config``). The OpenAPI
+document is at ``/api/openapi.json`` and the interactive docs at ``/api/docs``.
+
+State lives in ``app.state.api`` (an ``ApiContext``): the engine, the API settings, the API key
+service, the rate limiter, the metrics and the client-address resolver. Call
+``await app.state.api.aclose()`` when the server stops (it closes the Redis connection pool).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from bakong_console import __version__
+from bakong_console.api.edge import ApiEdge
+from bakong_console.api.metrics import ApiMetrics
+from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
+from bakong_console.api.ratelimit import Limiter, build_limiter
+from bakong_console.api.routes import payments, system
+from bakong_console.api.security import ClientAddress
+from engine.config import ApiSettings
+from engine.runtime import Engine
+from engine.services.api_keys import ApiKeyService
+from engine.services.health import HealthReadout
+
+__all__ = ["ApiContext", "create_app"]
+
+DESCRIPTION = """\
+Payments by KHQR on the Bakong rail, subscriptions on 30-day cycles, and the events feed.
+
+**Authentication**: an API key (`bakong-console keys create NAME --scopes ...`) in the `X-API-Key`
+header or as `Authorization: Bearer <key>`. Scopes: `payments:write`, `payments:read`,
+`subscriptions:write`, `subscriptions:read`, `events:read`.
+
+**Limits**: `api.rate_limit_per_minute` requests per key (429 with `Retry-After`); an address that
+fails authentication `api.auth_failures_before_block` times is blocked for `api.block_seconds`.
+
+**Responses**: `{"data": ..., "meta": {"request_id": ...}}`; errors are RFC 9457 problem documents
+(`application/problem+json`) whose `type` names the kind of error (`/api/problems/<kind>`).
+"""
+
+
+@dataclass
+class ApiContext:
+    engine: Engine
+    settings: ApiSettings
+    keys: ApiKeyService
+    limiter: Limiter
+    metrics: ApiMetrics
+    addresses: ClientAddress
+    readout: HealthReadout
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+
+
+def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
+    """The API on this engine. ``limiter`` replaces the one ``api.rate_limit_backend`` names."""
+    settings = engine.settings.api
+    app = FastAPI(
+        title="bakong-console API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    metrics = ApiMetrics()
+    keys = getattr(engine, "api_keys", None) or ApiKeyService(engine.storage, clock=engine.clock)
+    app.state.clock = engine.clock
+    app.state.api = ApiContext(
+        engine=engine,
+        settings=settings,
+        keys=keys,
+        limiter=limiter
+        or build_limiter(
+            settings.rate_limit_backend,
+            settings.redis_url,
+            engine.clock,
+            failures_before_block=settings.auth_failures_before_block,
+            block_seconds=settings.block_seconds,
+            prefix=settings.redis_key_prefix,
+        ),
+        metrics=metrics,
+        addresses=ClientAddress(settings.trusted_proxies),
+        readout=HealthReadout(engine.storage),
+    )
+    install_problem_handlers(app)
+    app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    app.include_router(payments.router)
+    app.include_router(system.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (FieldError, Problem):
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                body.pop("$defs", None)
+                components[model.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,151 @@
+"""The shared success shape, the exact-JSON request parsing, and the records as the API shows them.
+
+``ok()`` answers ``{"data": ..., "meta": {"request_id": ...}}`` (plus any extra meta) with the
+rate-limit headers of the key that asked. ``ExactJSONRoute`` parses request bodies with every
+JSON number as a ``Decimal`` so ``12.35`` arrives as exactly 12.35, and refuses ``NaN`` and
+``Infinity`` (Python's json module would otherwise accept them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from bakong_console.api.problems import Problem, rate_headers
+from engine.money import to_major
+from engine.records import Event, Payment
+
+__all__ = ["ExactJSONRoute", "event_data", "iso", "ok", "payment_data", "problems"]
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def payment_data(p: Payment) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "status": p.status.value,
+        "amount": str(to_major(p.amount_minor, p.currency)),
+        "amount_minor": p.amount_minor,
+        "currency": p.currency,
+        "md5": p.md5,
+        "khqr": p.khqr,
+        "deep_link": p.deep_link,
+        "reference": p.reference,
+        "bill_number": p.bill_number,
+        "customer_id": p.customer_id,
+        "description": p.description,
+        "receiving_account": p.receiving_account,
+        "bakong_hash": p.bakong_hash,
+        "payer_account": p.payer_account,
+        "subscription_id": p.subscription_id,
+        "created_at": iso(p.created_at),
+        "expires_at": iso(p.expires_at),
+        "paid_at": iso(p.paid_at),
+        "last_checked_at": iso(p.last_checked_at),
+        "check_count": p.check_count,
+    }
+
+
+def event_data(e: Event) -> dict[str, Any]:
+    return {
+        "sequence": e.sequence,
+        "id": e.id,
+        "type": e.type,
+        "subject_type": e.subject_type,
+        "subject_id": e.subject_id,
+        "occurred_at": iso(e.occurred_at),
+        "data": e.payload,
+    }
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def ok(
+    request: Request,
+    data: Any,
+    *,
+    status: int = 200,
+    meta: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body = {"data": data, "meta": {"request_id": getattr(request.state, "request_id", ""), **(meta or {})}}
+    out = {**rate_headers(request), **(headers or {})}
+    return Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=_default).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers=out,
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
+
+
+class _ExactJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
+            self._json = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        return self._json
+
+
+class ExactJSONRoute(APIRoute):
+    """A route whose JSON body numbers are exact decimals."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact_handler(request: Request) -> Response:
+            return await handler(_ExactJSONRequest(request.scope, request.receive))
+
+        return exact_handler
+
+
+_DESCRIPTIONS = {
+    400: "The request could not be read.",
+    401: "No API key, or an unknown or revoked one.",
+    403: "The API key lacks the scope this route needs.",
+    404: "No such record.",
+    409: "Conflicts with the current state, or an idempotency key reused for a different request.",
+    413: "The body is larger than api.max_body_bytes.",
+    422: "The request is not valid (field-level messages in `errors`).",
+    429: "Over the key's rate limit, or this address is blocked after failed authentications (see Retry-After).",
+    502: "Bakong answered something unusable.",
+    503: "Bakong cannot be asked right now (quota, token, unreachable) or the database is unavailable.",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these problem statuses (application/problem+json)."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"description": _DESCRIPTIONS[code], "content": {"application/problem+json": {"schema": ref}}}
+        if code == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
+            }
+        out[code] = entry
+    return out
+
+
+PROBLEM_MODEL = Problem

@@ -1,0 +1,243 @@
+"""Request and response models of the HTTP API (they are also its OpenAPI document).
+
+Every success answers ``{"data": ..., "meta": {"request_id": ...}}``; lists add their cursor to
+``meta``. Amounts travel as decimal strings in major units (``"12.50"``) beside exact integer
+minor units; a request may send the amount as a JSON number or a string, and either is parsed
+as an exact decimal (never through a float).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from engine.records import PaymentStatus, SubscriptionStatus
+
+__all__ = [
+    "BulkCheckRequest",
+    "BulkCheckResult",
+    "CancelPaymentRequest",
+    "Envelope",
+    "EventOut",
+    "EventsMeta",
+    "Health",
+    "Meta",
+    "MonitorRequest",
+    "Page",
+    "PageMeta",
+    "PaymentCreate",
+    "PaymentOut",
+    "TEXT_PATTERN",
+]
+
+T = TypeVar("T")
+
+#: Free text: no control characters (they break KHQR fields, logs and some databases).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+MD5 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$", description="The MD5 of the KHQR string (32 hexadecimal characters).")]
+Currency = Literal["KHR", "USD"]
+
+
+def _text(max_length: int, description: str) -> Any:
+    return Field(min_length=1, max_length=max_length, pattern=TEXT_PATTERN, description=description)
+
+
+Reference = Annotated[str, _text(100, "Your order reference; also the idempotency key when no Idempotency-Key header is sent.")]
+BillNumber = Annotated[str, _text(25, "Bill number written into the KHQR (tag 62.01).")]
+CustomerId = Annotated[str, _text(100, "Your customer's id, for search.")]
+Description = Annotated[str, _text(500, "Free text kept with the payment.")]
+Reason = Annotated[str, _text(500, "Why; written to the audit log.")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- envelopes ----------------------------------------------------------------------------------
+
+
+class Meta(BaseModel):
+    request_id: str
+
+
+class PageMeta(Meta):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class EventsMeta(Meta):
+    next_since: int = Field(description="Pass as `since` to continue after the last event returned.")
+
+
+class Envelope(BaseModel, Generic[T]):
+    data: T
+    meta: Meta
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    meta: PageMeta
+
+
+# --- payments -----------------------------------------------------------------------------------
+
+
+_AMOUNT_TEXT = re.compile(r"^[0-9]{1,13}(\.[0-9]{1,2})?$")
+
+
+def _exact_amount(value: Any) -> Any:
+    """Strings must be plain decimals; floats never get here (bodies parse numbers as Decimal)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("amount must be a decimal string or an exact JSON number")
+    if isinstance(value, str) and not _AMOUNT_TEXT.match(value):
+        raise ValueError('amount must be a plain decimal such as "12.50" or "40000"')
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_exact_amount),
+    Field(gt=0, max_digits=15, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999999},
+                {"type": "string", "pattern": _AMOUNT_TEXT.pattern},
+            ],
+            "description": 'Major units, exact: "12.50" (USD, at most 2 decimals) or "40000" (KHR, whole riel); '
+            "a string or a JSON number (parsed as an exact decimal, never a float).",
+        }
+    ),
+]
+
+
+class PaymentCreate(Strict):
+    amount: Amount
+    currency: Currency
+    reference: Reference | None = None
+    bill_number: BillNumber | None = None
+    customer_id: CustomerId | None = None
+    description: Description | None = None
+    timeout_minutes: Annotated[int, Field(ge=1, le=10080, description="How long the KHQR is valid (default: payments.default_timeout_minutes).")] | None = None
+    deep_link: bool = Field(default=False, description="Also ask Bakong for a deep link (spends one Bakong request).")
+
+
+class PaymentOut(BaseModel):
+    id: str
+    status: PaymentStatus
+    amount: str = Field(description="Major units as an exact decimal string.")
+    amount_minor: int = Field(description="Minor units: riel for KHR, cents for USD.")
+    currency: Currency
+    md5: str
+    khqr: str = Field(description="The exact KHQR string to show (its MD5 is what Bakong knows).")
+    deep_link: str | None
+    reference: str | None
+    bill_number: str | None
+    customer_id: str | None
+    description: str | None
+    receiving_account: str
+    bakong_hash: str | None
+    payer_account: str | None
+    subscription_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    last_checked_at: datetime | None
+    check_count: int
+
+
+class MonitorRequest(Strict):
+    payment_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    md5: MD5 | None = None
+    timeout_seconds: Annotated[
+        float, Field(ge=0, description="Longest wait; at most api.monitor_max_seconds (default: that maximum).")
+    ] | None = None
+    customer_says_paid: bool = Field(default=False, description="Check this payment with Bakong ahead of the schedule.")
+
+
+class BulkCheckRequest(Strict):
+    md5s: Annotated[list[MD5], Field(min_length=1, max_length=50)]
+
+
+class BulkCheckResult(BaseModel):
+    md5: str
+    payment: PaymentOut | None = Field(description="null when no payment has this MD5.")
+
+
+class CancelPaymentRequest(Strict):
+    reason: Reason | None = None
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    sequence: int
+    id: str = Field(description="The webhook-id this event is delivered with.")
+    type: str
+    subject_type: str
+    subject_id: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+class DatabaseHealth(BaseModel):
+    ok: bool
+    engine: Literal["sqlite", "postgresql"]
+
+
+class TokenHealth(BaseModel):
+    state: Literal["valid", "expiring", "expired", "unknown-expiry", "missing"]
+    expires_at: datetime | None
+    days_left: int | None
+
+
+class BudgetHealth(BaseModel):
+    used_today: int
+    remaining_today: int
+    daily_budget: int
+    exhausted_until: datetime | None
+
+
+class BakongHealth(BaseModel):
+    environment: str
+    sandbox: bool
+    reachable: bool | None = Field(description="Whether the last poll reached Bakong; null before any poll.")
+    polling: Literal["running", "paused", "blocked", "backing-off", "idle"]
+    last_poll_at: datetime | None
+    token: TokenHealth
+    budget: BudgetHealth | None
+
+
+class WorkerHealth(BaseModel):
+    name: str
+    held: bool = Field(description="Some process holds this job's lease.")
+    in_this_process: bool
+    lease_expires_at: datetime | None
+
+
+class OutboxHealth(BaseModel):
+    pending_webhook_deliveries: int | None = Field(description="null when webhooks are not set up in this engine.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    database: DatabaseHealth
+    bakong: BakongHealth | None
+    workers: list[WorkerHealth]
+    outbox: OutboxHealth
+
+
+class ProblemType(BaseModel):
+    type: str
+    title: str
+    status: int
+
+
+__all__ += ["BakongHealth", "BudgetHealth", "DatabaseHealth", "OutboxHealth", "ProblemType", "SubscriptionStatus", "TokenHealth", "WorkerHealth"]

@@ -1,0 +1,128 @@
+"""Who is calling: the client's address, the API key, its scopes and its rate limit.
+
+``require(scope)`` is the dependency every authenticated route declares. In order it:
+
+1. resolves the client IP (``X-Forwarded-For`` is believed only from ``api.trusted_proxies``);
+2. refuses an IP that is blocked for failing authentication (429 ``client-blocked``);
+3. reads the key from ``X-API-Key`` or ``Authorization: Bearer``; a missing or wrong key is a 401
+   and counts toward the IP's block;
+4. counts the request against the key's per-minute limit (429 ``rate-limited`` with Retry-After);
+5. checks the scope (403 ``forbidden``).
+
+It returns a ``Principal`` whose ``actor`` (API key name + source IP) is written to the audit
+log by every change the request makes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from bakong_console.api.problems import ClientBlocked
+from engine.errors import ConfigError, Forbidden, RateLimitExceeded, Unauthorized
+from engine.records import Actor, ActorType, ApiKey
+
+__all__ = ["ClientAddress", "Principal", "require"]
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="ApiKeyHeader", description="An API key (`bakong-console keys create`)."
+)
+bearer = HTTPBearer(auto_error=False, scheme_name="BearerKey", description="The same API key as a bearer token.")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddress:
+    """The client's IP: the peer, or the right-most untrusted ``X-Forwarded-For`` hop when the
+    peer is a trusted proxy (each proxy appends the address it saw; the left part is the
+    client's own claim and can be forged)."""
+
+    def __init__(self, trusted_proxies: Sequence[str]) -> None:
+        networks: list[IpNetwork] = []
+        for entry in trusted_proxies:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"api.trusted_proxies: {entry!r} is not an IP address or network") from None
+        self.networks = tuple(networks)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    def of(self, request: Request) -> str:
+        peer = request.client.host if request.client else "unknown"
+        if not self.networks or not self._trusted(peer):
+            return peer
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if self._trusted(hop):
+                continue
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+        return peer
+
+
+@dataclass(frozen=True)
+class Principal:
+    key: ApiKey
+    actor: Actor
+    ip: str
+
+
+def _presented(api_key: str | None, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    if api_key:
+        return api_key.strip()
+    if credentials is not None and credentials.credentials:
+        return credentials.credentials.strip()
+    return None
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """The dependency that admits a request holding an API key with ``scope``."""
+
+    async def authorize(
+        request: Request,
+        api_key: str | None = Security(api_key_header),
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+    ) -> Principal:
+        ctx = request.app.state.api
+        ip = ctx.addresses.of(request)
+        wait = await ctx.limiter.blocked_for(ip)
+        if wait > 0:
+            ctx.metrics.blocked_requests += 1
+            raise ClientBlocked(
+                "this address failed authentication too many times and is blocked", retry_after=wait
+            )
+        presented = _presented(api_key, credentials)
+        try:
+            if not presented:
+                raise Unauthorized("send an API key in the X-API-Key header or as Authorization: Bearer")
+            key = await ctx.keys.authenticate(presented)
+        except Unauthorized:
+            ctx.metrics.auth_failures += 1
+            if await ctx.limiter.auth_failed(ip) > 0:
+                ctx.metrics.ip_blocks += 1
+            raise
+        decision = await ctx.limiter.hit(f"key:{key.id}", limit=ctx.settings.rate_limit_per_minute)
+        request.state.rate = decision
+        if not decision.allowed:
+            ctx.metrics.rate_limited += 1
+            raise RateLimitExceeded(
+                f"more than {decision.limit} requests per minute for this API key", retry_after=decision.retry_after
+            )
+        if scope not in key.scopes:
+            raise Forbidden(f"this API key lacks the {scope} scope")
+        return Principal(key, Actor(ActorType.API_KEY, key.name, source_ip=ip), ip)
+
+    return authorize

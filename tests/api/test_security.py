@@ -1,0 +1,190 @@
+"""Authentication, scopes, IP blocking, trusted proxies, rate limiting (in-process), the body size
+limit and error hygiene (no stack traces, nothing internal in problem documents)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bakong_console.api import create_app
+from engine.clock import ManualClock
+from engine.db import journal
+from engine.errors import StorageError
+from engine.runtime import Engine
+from tests.api.conftest import KeyFactory, client_for
+from tests.api.test_payments_api import problem
+
+STATUS = "/api/payments/status/" + "a" * 32
+CREATE = "/api/payments/create"
+BODY = {"amount": "1.00", "currency": "USD"}
+
+
+async def test_missing_and_wrong_keys_are_401_with_a_challenge(client: httpx.AsyncClient, key: str) -> None:
+    missing = problem(await client.get(STATUS), 401, "unauthorized")
+    assert "X-API-Key" in missing["detail"]
+    wrong = await client.get(STATUS, headers={"X-API-Key": key[:-2] + "zz"})
+    problem(wrong, 401, "unauthorized")
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    problem(await client.get(STATUS, headers={"Authorization": f"Basic {key}"}), 401, "unauthorized")
+
+
+async def test_bearer_and_header_keys_both_work(client: httpx.AsyncClient, key: str) -> None:
+    assert (await client.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+    assert (await client.get(STATUS, headers={"Authorization": f"Bearer {key}"})).status_code == 404
+
+
+async def test_revoked_key_is_refused(client: httpx.AsyncClient, app: FastAPI, key: str) -> None:
+    from tests.api.conftest import ADMIN
+
+    assert (await client.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+    keys = app.state.api.keys
+    (found,) = await keys.list()
+    await keys.revoke(found.id, actor=ADMIN)
+    problem(await client.get(STATUS, headers={"X-API-Key": key}), 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("scopes", "method", "url", "allowed"),
+    [
+        (["payments:read"], "POST", CREATE, False),
+        (["payments:write"], "POST", CREATE, True),
+        (["payments:write"], "GET", STATUS, False),
+        (["payments:read"], "GET", STATUS, True),
+        (["subscriptions:write"], "GET", "/api/events", False),
+        (["events:read"], "GET", "/api/events", True),
+        (["events:read"], "POST", "/api/payments/pay_x/cancel", False),
+    ],
+)
+async def test_scopes_separate_creation_reads_and_feeds(
+    client: httpx.AsyncClient, make_key: KeyFactory, scopes: list[str], method: str, url: str, allowed: bool
+) -> None:
+    headers = {"X-API-Key": await make_key(scopes=scopes)}
+    response = await client.request(method, url, json=BODY if url == CREATE else None, headers=headers)
+    if allowed:
+        assert response.status_code in (200, 201, 404), response.text
+    else:
+        body = problem(response, 403, "forbidden")
+        assert "scope" in body["detail"]
+
+
+@pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 3, "block_seconds": 600}])
+async def test_an_address_failing_authentication_is_blocked(
+    app: FastAPI, key: str, clock: ManualClock, engine: Engine
+) -> None:
+    async with client_for(app) as attacker, client_for(app, ip="198.51.100.9") as neighbour:
+        for _ in range(3):
+            problem(await attacker.get(STATUS, headers={"X-API-Key": "bk_guessing_" + "x" * 43}), 401, "unauthorized")
+        blocked = problem(await attacker.get(STATUS, headers={"X-API-Key": key}), 429, "client-blocked")
+        assert blocked["retry_after"] == 600 and (await attacker.get(STATUS)).headers["retry-after"] == "600"
+        assert (await neighbour.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+        clock.advance(599)
+        problem(await attacker.get(STATUS, headers={"X-API-Key": key}), 429, "client-blocked")
+        clock.advance(2)
+        assert (await attacker.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+    metrics = app.state.api.metrics
+    assert metrics.auth_failures == 3 and metrics.ip_blocks == 1 and metrics.blocked_requests == 3
+
+
+@pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 2, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_forwarded_address_is_believed_only_from_trusted_proxies(app: FastAPI, key: str, engine: Engine) -> None:
+    spoof = {"X-Forwarded-For": "192.0.2.1"}
+    async with client_for(app, ip="10.1.2.3") as proxy, client_for(app) as direct:
+        for _ in range(2):
+            await proxy.get(STATUS, headers={**spoof, "X-API-Key": "nope"})
+        problem(await proxy.get(STATUS, headers={**spoof, "X-API-Key": key}), 429, "client-blocked")
+        # The proxy itself and other clients behind it are not blocked.
+        assert (await proxy.get(STATUS, headers={"X-Forwarded-For": "192.0.2.2", "X-API-Key": key})).status_code == 404
+        # A direct client cannot pick its address by sending the header.
+        for _ in range(2):
+            await direct.get(STATUS, headers={"X-Forwarded-For": "192.0.2.50", "X-API-Key": "nope"})
+        problem(await direct.get(STATUS, headers={"X-API-Key": key}), 429, "client-blocked")
+        assert (await proxy.get(STATUS, headers={"X-Forwarded-For": "192.0.2.50", "X-API-Key": key})).status_code == 404
+        created = await proxy.post(CREATE, json=BODY, headers={"X-Forwarded-For": "192.0.2.77, 10.9.9.9", "X-API-Key": key})
+    assert created.status_code == 201
+    async with engine.storage.read() as tx:
+        (entry,) = await journal.list_audit(tx, action="payment.create")
+    assert entry.source_ip == "192.0.2.77"
+
+
+@pytest.mark.parametrize("api_overrides", [{"rate_limit_per_minute": 3}])
+async def test_rate_limit_per_key_answers_429_with_retry_after(
+    app: FastAPI, make_key: KeyFactory, clock: ManualClock
+) -> None:
+    first = {"X-API-Key": await make_key("first")}
+    second = {"X-API-Key": await make_key("second")}
+    async with client_for(app) as client:
+        remaining = [int((await client.get(STATUS, headers=first)).headers["ratelimit-remaining"]) for _ in range(3)]
+        assert remaining == [2, 1, 0]
+        refused = await client.get(STATUS, headers=first)
+        body = problem(refused, 429, "rate-limited")
+        assert int(refused.headers["retry-after"]) == body["retry_after"] >= 1
+        assert (await client.get(STATUS, headers=second)).status_code == 404
+        clock.advance(body["retry_after"])
+        assert (await client.get(STATUS, headers=first)).status_code == 404
+        # Sliding window: shortly after the minute turns, the previous minute still counts.
+        clock.advance(60)
+        results = [(await client.get(STATUS, headers=first)).status_code for _ in range(4)]
+        assert results.count(429) >= 1
+    assert app.state.api.metrics.rate_limited >= 2
+
+
+@pytest.mark.parametrize("api_overrides", [{"max_body_bytes": 200}])
+async def test_request_body_size_is_limited(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    big = {"amount": "1.00", "currency": "USD", "description": "x" * 300}
+    body = problem(await client.post(CREATE, json=big, headers=auth), 413, "payload-too-large")
+    assert "200" in body["detail"]
+
+    async def chunks():  # no Content-Length: the limit applies while streaming
+        yield b'{"amount": "1.00", "currency": "USD", "description": "'
+        for _ in range(10):
+            yield b"y" * 50
+        yield b'"}'
+
+    streamed = await client.post(CREATE, content=chunks(), headers={**auth, "content-type": "application/json"})
+    problem(streamed, 413, "payload-too-large")
+    assert (await client.post(CREATE, json=BODY, headers=auth)).status_code == 201
+
+
+async def test_unexpected_failures_answer_a_bare_500_problem(engine: Engine, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(engine)
+
+    async def broken(md5: str) -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    monkeypatch.setattr(engine.payments, "get_by_md5", broken)
+    async with client_for(app, raise_app_exceptions=False) as client:
+        response = await client.get(STATUS, headers={"X-API-Key": key})
+    problem(response, 500, "internal-error")
+    assert "hunter2" not in response.text and "RuntimeError" not in response.text
+
+
+async def test_storage_failures_do_not_reveal_the_database(engine: Engine, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(engine)
+
+    async def down(md5: str) -> None:
+        raise StorageError("database postgresql://db.internal:5432/bakong: connection refused")
+
+    monkeypatch.setattr(engine.payments, "get_by_md5", down)
+    async with client_for(app) as client:
+        response = await client.get(STATUS, headers={"X-API-Key": key})
+    problem(response, 503, "storage-error")
+    assert "db.internal" not in response.text
+
+
+async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    problem(await client.get("/api/nowhere"), 404, "not-found")
+    problem(await client.delete(CREATE), 405, "method-not-allowed")
+    problem(await client.get("/api/problems/no-such-kind"), 404, "not-found")
+    described = (await client.get("/api/problems/idempotency-conflict")).json()["data"]
+    assert described == {
+        "type": "/api/problems/idempotency-conflict",
+        "title": "The idempotency key was already used for a different request.",
+        "status": 409,
+    }
+
+
+async def test_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/health", headers={"X-Request-ID": "trace-42"})).headers["x-request-id"] == "trace-42"
+    odd = (await client.get("/api/health", headers={"X-Request-ID": "bad id; drop"})).headers["x-request-id"]
+    assert odd != "bad id; drop" and len(odd) == 16

@@ -1,0 +1,114 @@
+"""/api/events (the pull feed), /api/health (no key, nothing secret) and /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from engine import events as ev
+from engine.errors import StorageError
+from engine.runtime import Engine
+from tests.api.conftest import KeyFactory
+from tests.api.test_payments_api import create, problem
+
+
+async def test_events_feed_pages_by_sequence(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    first = await create(client, auth, reference="e-1")
+    second = await create(client, auth, reference="e-2")
+    await client.post(f"/api/payments/{first['id']}/cancel", headers=auth)
+    response = await client.get("/api/events", params={"since": 0}, headers=auth)
+    assert response.status_code == 200
+    body = response.json()
+    assert [(e["type"], e["subject_id"]) for e in body["data"]] == [
+        (ev.PAYMENT_CREATED, first["id"]),
+        (ev.PAYMENT_CREATED, second["id"]),
+        (ev.PAYMENT_CANCELLED, first["id"]),
+    ]
+    sequences = [e["sequence"] for e in body["data"]]
+    assert sequences == sorted(sequences) and body["meta"]["next_since"] == sequences[-1]
+    assert body["data"][2]["data"]["status"] == "CANCELLED" and body["data"][0]["id"].startswith("msg_")
+
+    page = (await client.get("/api/events", params={"since": sequences[0], "limit": 1}, headers=auth)).json()
+    assert [e["sequence"] for e in page["data"]] == [sequences[1]]
+    done = (await client.get("/api/events", params={"since": sequences[-1]}, headers=auth)).json()
+    assert done["data"] == [] and done["meta"]["next_since"] == sequences[-1]
+    only = (await client.get("/api/events", params={"type": ev.PAYMENT_CANCELLED}, headers=auth)).json()
+    assert [e["type"] for e in only["data"]] == [ev.PAYMENT_CANCELLED]
+
+
+@pytest.mark.parametrize("params", [{"since": -1}, {"since": 2**63}, {"limit": 0}, {"type": "payment.exploded"}])
+async def test_events_feed_validation(client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, object]) -> None:
+    problem(await client.get("/api/events", params=params, headers=auth), 422, "invalid-input")
+
+
+async def test_health_is_public_and_reveals_nothing_secret(client: httpx.AsyncClient, engine: Engine) -> None:
+    response = await client.get("/api/health")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["status"] == "ok"
+    assert data["database"] == {"ok": True, "engine": engine.storage.db.dialect}
+    assert data["bakong"]["sandbox"] is True and data["bakong"]["token"]["state"] == "valid"
+    assert data["bakong"]["budget"]["remaining_today"] > 0
+    assert {w["name"]: w["held"] for w in data["workers"]}["poller"] is True
+    assert data["outbox"]["pending_webhook_deliveries"] == 0
+    text = response.text
+    info = engine.client.token_info()
+    for secret in (engine.holder, engine.sandbox.token, info.fingerprint, engine.storage.db.describe(), engine.settings.security.data_key):
+        assert secret not in text
+
+
+async def test_health_degraded_when_polling_is_paused_and_down_without_database(
+    client: httpx.AsyncClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.poller_state, "paused_reason", "Bakong token expired")
+    degraded = await client.get("/api/health")
+    assert degraded.status_code == 200
+    assert degraded.json()["data"]["status"] == "degraded" and degraded.json()["data"]["bakong"]["polling"] == "paused"
+    assert "token expired" not in degraded.text
+
+    async def unreachable() -> None:
+        raise StorageError("database postgresql://db.internal/x: connection refused")
+
+    monkeypatch.setattr(engine.storage.db, "ping", unreachable)
+    down = await client.get("/api/health")
+    assert down.status_code == 503 and down.headers["content-type"] == "application/json"
+    body = down.json()["data"]
+    assert body["status"] == "down" and body["database"]["ok"] is False and "db.internal" not in down.text
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
+    assert match, f"{name}{labels} not in metrics"
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("api_overrides", [{"rate_limit_per_minute": 4}])
+async def test_metrics_in_prometheus_text(app: FastAPI, client: httpx.AsyncClient, make_key: KeyFactory) -> None:
+    auth = {"X-API-Key": await make_key()}
+    first = await create(client, auth, reference="m-1")
+    await create(client, auth, reference="m-2")
+    await client.post(f"/api/payments/{first['id']}/cancel", headers=auth)
+    await client.get(f"/api/payments/status/{first['md5']}", headers=auth)
+    problem(await client.get(f"/api/payments/status/{first['md5']}", headers=auth), 429, "rate-limited")
+    await client.get("/api/payments/status/" + "c" * 32, headers={"X-API-Key": "wrong"})
+    await client.get("/no/such/path/123")
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    assert _sample(text, "bakong_console_payments", '{status="PENDING"}') == 1
+    assert _sample(text, "bakong_console_payments", '{status="CANCELLED"}') == 1
+    assert _sample(text, "bakong_console_payments", '{status="PAID"}') == 0
+    assert _sample(text, "bakong_console_bakong_requests_remaining_today") > 0
+    assert _sample(text, "bakong_console_webhook_backlog") == 0
+    assert _sample(text, "bakong_console_api_rate_limited_total") == 1
+    assert _sample(text, "bakong_console_api_auth_failures_total") == 1
+    assert _sample(text, "bakong_console_api_requests_total", '{method="POST",route="/api/payments/create",status="201"}') == 2
+    assert _sample(text, "bakong_console_api_requests_total", '{method="GET",route="/api/payments/status/{md5}",status="429"}') == 1
+    assert _sample(text, "bakong_console_api_requests_total", '{method="GET",route="(unmatched)",status="404"}') == 1
+    assert _sample(text, "bakong_console_api_request_duration_seconds_count", '{route="/api/payments/create"}') == 2
+    assert "/no/such/path" not in text
+    for line in text.splitlines():
+        assert line.startswith("# ") or re.match(r'^[a-z_]+(\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$', line), line
