@@ -45,7 +45,9 @@ from engine.services.audit import AuditService
 from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
+from engine.services.webhooks import WebhookService
 from engine.workers.base import Worker, WorkerRunner, WorkerStatus
+from engine.workers.deliverer import Deliverer
 from engine.workers.expirer import Expirer
 from engine.workers.poller import Poller, PollerState
 from engine.workers.renewer import Renewer
@@ -108,6 +110,8 @@ class Engine:
             allowance=lambda: self.poller_state.allowance,
             poke_poller=self._poke_payment_workers,
         )
+        self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))
+        storage.on_commit(lambda _events: self.poke("deliverer"))
         self.subscriptions = SubscriptionService(
             storage, settings, clock=clock, payments=self.payments, poke_renewer=lambda: self.poke("renewer")
         )
@@ -165,10 +169,11 @@ class Engine:
             Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
             Expirer(self.storage, self.settings, clock=self.clock, allowance=lambda: self.poller_state.allowance),
             Renewer(self.subscriptions),
+            Deliverer(self.storage, self.settings, clock=self.clock, sender=self.webhooks.sender, rng=self.rng),
         ]  # fmt: skip
 
     def _tick_for(self, worker: Worker) -> float:
-        return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0, "renewer": self.settings.subscriptions.tick_seconds}.get(worker.name, 1.0)
+        return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0, "renewer": self.settings.subscriptions.tick_seconds, "deliverer": self.settings.webhooks.tick_seconds}.get(worker.name, 1.0)
 
     def _start_bus(self) -> None:
         self._tasks.append(asyncio.create_task(self.bus.run(), name="engine.bus"))
@@ -239,6 +244,7 @@ class Engine:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("engine task %s ended with %r", task.get_name(), task.exception())
         self._tasks.clear()
+        await self.webhooks.aclose()
         self._closed.set()
 
     async def wait_closed(self) -> None:
