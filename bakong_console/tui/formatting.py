@@ -23,6 +23,7 @@ __all__ = [
     "local_time",
     "short_age",
     "status_badge",
+    "took",
 ]
 
 #: One look per status, the same on the board, the cashier screen and the detail screen.
@@ -91,3 +92,10 @@ def local_time(dt: datetime | None) -> str:
 def clock_time(dt: datetime) -> str:
     """Phnom Penh wall-clock time: '10:00:05'."""
     return dt.astimezone(PHNOM_PENH).strftime("%H:%M:%S")
+
+
+def took(duration_ms: float) -> str:
+    """How long an answer took, as people care about it: '<1 s' or '2.4 s'."""
+    if duration_ms < 1000:
+        return "<1 s"
+    return f"{duration_ms / 1000:.1f} s"

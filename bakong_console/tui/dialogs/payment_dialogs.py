@@ -51,7 +51,7 @@ class CancelPaymentDialog(ModalScreen[str | None]):
                 yield Button("Keep it", id="cancel-keep", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#cancel-confirm", Button).focus()
+        self.query_one("#cancel-reason", Input).focus()
 
     @on(Button.Pressed, "#cancel-confirm")
     @on(Input.Submitted, "#cancel-reason")

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Label, Static
 
-from bakong_console.tui.formatting import amount_text, local_time, status_badge
+from bakong_console.tui.formatting import amount_text, local_time, status_badge, took
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
@@ -95,7 +95,7 @@ def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]]) 
         table.add_row(delivery.event_type, delivery.endpoint_id, delivery.status, f"{delivery.attempt_count} attempt(s)")
         for attempt in attempts:
             answer = f"HTTP {attempt.status_code}" if attempt.status_code is not None else (attempt.error or "no answer")
-            table.add_row("", "", Text(f"#{attempt.attempt}", style="dim"), f"{local_time(attempt.started_at)} · {answer} · {attempt.duration_ms:.0f} ms")
+            table.add_row("", "", Text(f"#{attempt.attempt}", style="dim"), f"{local_time(attempt.started_at)} · {answer} · {took(attempt.duration_ms)}")
     return Group(table)
 
 

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from bakong_console.tui.formatting import local_time
+from bakong_console.tui.formatting import local_time, took
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
@@ -208,7 +208,7 @@ class WebhooksScreen(Screen[None]):
             text.append("\nnot attempted yet", style="dim")
         for a in attempts:
             answer = f"HTTP {a.status_code}" if a.status_code is not None else (a.error or "no answer")
-            text.append(f"\n#{a.attempt} {local_time(a.started_at)} · {answer} · {a.duration_ms:.0f} ms")
+            text.append(f"\n#{a.attempt} {local_time(a.started_at)} · {answer} · {took(a.duration_ms)}")
             if a.response_excerpt:
                 text.append(f" · {a.response_excerpt[:80]}", style="dim")
         out.update(text)

@@ -294,10 +294,11 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         return old is None
 
     def remove(self, payment_id: str) -> bool:
-        row = self._rows.pop(payment_id, None)
+        row = self._rows.get(payment_id)
         if row is None:
             return False
         keep = self.cursor_payment
+        del self._rows[payment_id]
         del self._keys[bisect.bisect_left(self._keys, row.sort_key)]
         if keep is not None and keep.id != payment_id:
             self._follow(keep)

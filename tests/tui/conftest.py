@@ -1,0 +1,137 @@
+"""Console fixtures: a whole engine on the manual clock (workers, embedded sandbox, seeded ids)
+and the console over it, built by the same ``create_app`` the CLI uses.
+
+Pilot tests run on SQLite and PostgreSQL. Snapshot tests run on a SQLite file under the isolated
+home (so the header's database path reads the same on every machine), with the fixed clock,
+seeded ids, cursor blink and animations off, at a fixed terminal size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from rich.console import Console
+from textual.content import Content
+from textual.widgets import Input, Static
+from textual.worker import WorkerCancelled, WorkerFailed
+
+from bakong_console.tui.app import BakongConsoleApp, create_app
+from engine.clock import ManualClock
+from engine.config import Settings
+from engine.ids import IdFactory
+from engine.records import Actor, ActorType
+from engine.runtime import Engine
+from tests.engine.conftest import make_settings, settle
+
+CASHIER = Actor(ActorType.CASHIER, "dara")
+OPERATOR = Actor(ActorType.CLI, "sokha")
+
+
+@asynccontextmanager
+async def open_console_engine(settings: Settings, clock: ManualClock, *, seed: int = 7) -> AsyncIterator[Engine]:
+    async with Engine.open(
+        settings,
+        clock=clock,
+        run_workers=True,
+        migrate=True,
+        rng=random.Random(seed),
+        ids=IdFactory(clock, random.Random(seed + 4)),
+        holder="test-console",
+    ) as engine:
+        await settle(engine)
+        yield engine
+
+
+@pytest.fixture
+def console_settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def engine(console_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
+    async with open_console_engine(console_settings, clock) as eng:
+        yield eng
+
+
+@pytest.fixture
+def snapshot_settings(isolated_home: Path) -> Settings:
+    """SQLite under the isolated home: the header shows ``sqlite:~/data/console.db`` everywhere."""
+    (isolated_home / "data").mkdir(exist_ok=True)
+    return make_settings(f"sqlite+aiosqlite:///{isolated_home / 'data' / 'console.db'}")
+
+
+@pytest.fixture
+async def snapshot_engine(snapshot_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
+    async with open_console_engine(snapshot_settings, clock) as eng:
+        yield eng
+
+
+def console_app(engine: Engine, **options: Any) -> BakongConsoleApp:
+    """The console as the CLI builds it, with timers that never fire during a test (tests
+    refresh explicitly) and animations off."""
+    options = {"actor": CASHIER, "status_seconds": 3600.0, "tick_seconds": 3600.0, "watch_seconds": 3600.0, **options}
+    app = create_app(engine, **options)
+    app.animation_level = "none"
+    return app
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+    """Let the app run until ``condition()`` holds (synchronisation, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def shown(static: Static, width: int = 200) -> str:
+    """The text a Static shows (Rich renderables included), for assertions."""
+    content = static.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Content):
+        return content.plain
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(content)
+    return console.export_text()
+
+
+async def workers_done(app: Any) -> None:
+    """Wait for the app's workers; a cancelled one (replaced by a newer one) is done too."""
+    while True:
+        try:
+            await app.workers.wait_for_complete()
+            return
+        except (WorkerCancelled, WorkerFailed):
+            continue
+
+
+async def quiet(pilot: Pilot[Any], engine: Engine | None = None) -> None:
+    """Wait until the app's workers are done and the engine is parked on its clock."""
+    app = pilot.app
+    for _ in range(3):
+        await workers_done(app)
+        if engine is not None:
+            await settle(engine)
+        await pilot.pause()
+    await workers_done(app)
+    await pilot.pause()
+
+
+async def still(pilot: Pilot[Any]) -> None:
+    """Make the screen still for a screenshot: no blinking cursors, nothing scheduled."""
+    for node in pilot.app.screen.query(Input):
+        node.cursor_blink = False
+    await workers_done(pilot.app)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
