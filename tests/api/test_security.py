@@ -44,28 +44,25 @@ async def test_revoked_key_is_refused(client: httpx.AsyncClient, app: FastAPI, k
     problem(await client.get(STATUS, headers={"X-API-Key": key}), 401, "unauthorized")
 
 
-@pytest.mark.parametrize(
-    ("scopes", "method", "url", "allowed"),
-    [
-        (["payments:read"], "POST", CREATE, False),
-        (["payments:write"], "POST", CREATE, True),
-        (["payments:write"], "GET", STATUS, False),
-        (["payments:read"], "GET", STATUS, True),
-        (["subscriptions:write"], "GET", "/api/events", False),
-        (["events:read"], "GET", "/api/events", True),
-        (["events:read"], "POST", "/api/payments/pay_x/cancel", False),
-    ],
-)
-async def test_scopes_separate_creation_reads_and_feeds(
-    client: httpx.AsyncClient, make_key: KeyFactory, scopes: list[str], method: str, url: str, allowed: bool
-) -> None:
-    headers = {"X-API-Key": await make_key(scopes=scopes)}
-    response = await client.request(method, url, json=BODY if url == CREATE else None, headers=headers)
-    if allowed:
-        assert response.status_code in (200, 201, 404), response.text
-    else:
-        body = problem(response, 403, "forbidden")
-        assert "scope" in body["detail"]
+SCOPE_CASES = [
+    (["payments:read"], "POST", CREATE, False),
+    (["payments:write"], "POST", CREATE, True),
+    (["payments:write"], "GET", STATUS, False),
+    (["payments:read"], "GET", STATUS, True),
+    (["subscriptions:write"], "GET", "/api/events", False),
+    (["events:read"], "GET", "/api/events", True),
+    (["events:read"], "POST", "/api/payments/pay_x/cancel", False),
+]
+
+
+async def test_scopes_separate_creation_reads_and_feeds(client: httpx.AsyncClient, make_key: KeyFactory) -> None:
+    for scopes, method, url, allowed in SCOPE_CASES:
+        headers = {"X-API-Key": await make_key(scopes=scopes)}
+        response = await client.request(method, url, json=BODY if url == CREATE else None, headers=headers)
+        if allowed:
+            assert response.status_code in (200, 201, 404), (scopes, url, response.text)
+        else:
+            assert "scope" in problem(response, 403, "forbidden")["detail"]
 
 
 @pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 3, "block_seconds": 600}])

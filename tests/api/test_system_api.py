@@ -39,9 +39,9 @@ async def test_events_feed_pages_by_sequence(client: httpx.AsyncClient, auth: di
     assert [e["type"] for e in only["data"]] == [ev.PAYMENT_CANCELLED]
 
 
-@pytest.mark.parametrize("params", [{"since": -1}, {"since": 2**63}, {"limit": 0}, {"type": "payment.exploded"}])
-async def test_events_feed_validation(client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, object]) -> None:
-    problem(await client.get("/api/events", params=params, headers=auth), 422, "invalid-input")
+async def test_events_feed_validation(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    for params in ({"since": -1}, {"since": 2**63}, {"limit": 0}, {"type": "payment.exploded"}):
+        problem(await client.get("/api/events", params=params, headers=auth), 422, "invalid-input")
 
 
 async def test_health_is_public_and_reveals_nothing_secret(client: httpx.AsyncClient, engine: Engine) -> None:
