@@ -41,6 +41,7 @@ from engine.db.sandbox_store import DatabaseTokenStore, DatabaseTransferStore
 from engine.db.storage import Storage
 from engine.ids import IdFactory
 from engine.records import Lease
+from engine.services.api_keys import ApiKeyService
 from engine.services.audit import AuditService
 from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
@@ -100,6 +101,7 @@ class Engine:
         self.poller_state = PollerState()
         self.runners: dict[str, WorkerRunner] = {}
         self.audit = AuditService(storage)
+        self.api_keys = ApiKeyService(storage, clock=clock)
         self.payments = PaymentService(
             storage,
             settings,

@@ -72,12 +72,11 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
         redoc_url=None,
     )
     metrics = ApiMetrics()
-    keys = getattr(engine, "api_keys", None) or ApiKeyService(engine.storage, clock=engine.clock)
     app.state.clock = engine.clock
     app.state.api = ApiContext(
         engine=engine,
         settings=settings,
-        keys=keys,
+        keys=engine.api_keys,
         limiter=limiter
         or build_limiter(
             settings.rate_limit_backend,

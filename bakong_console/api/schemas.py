@@ -223,7 +223,13 @@ class WorkerHealth(BaseModel):
 
 
 class OutboxHealth(BaseModel):
-    pending_webhook_deliveries: int | None = Field(description="null when webhooks are not set up in this engine.")
+    """The webhook outbox (every field null while the database is unreachable)."""
+
+    pending_webhook_deliveries: int | None = Field(description="Deliveries waiting for a successful attempt.")
+    failed_webhook_deliveries: int | None = Field(description="Deliveries that gave up after the last retry (replayable).")
+    webhook_endpoints: int | None
+    failing_endpoints: int | None = Field(description="Enabled endpoints whose deliveries are currently failing.")
+    disabled_endpoints: int | None
 
 
 class Health(BaseModel):

@@ -9,10 +9,12 @@ import pytest
 from fastapi import FastAPI
 
 from engine import events as ev
+from engine.clock import ManualClock
 from engine.errors import StorageError
 from engine.runtime import Engine
 from tests.api.conftest import KeyFactory
 from tests.api.test_payments_api import create, problem
+from tests.engine.conftest import run_for
 
 
 async def test_events_feed_pages_by_sequence(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
@@ -112,3 +114,17 @@ async def test_metrics_in_prometheus_text(app: FastAPI, client: httpx.AsyncClien
     assert "/no/such/path" not in text
     for line in text.splitlines():
         assert line.startswith("# ") or re.match(r'^[a-z_]+(\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$', line), line
+
+
+async def test_health_and_metrics_show_the_webhook_backlog(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: ManualClock
+) -> None:
+    from tests.api.conftest import ADMIN
+
+    await engine.webhooks.add_endpoint("http://127.0.0.1:9/hooks", actor=ADMIN)  # nothing listens there
+    await create(client, auth, reference="w-1")
+    await run_for(engine, clock, 2)
+    outbox = (await client.get("/api/health")).json()["data"]["outbox"]
+    assert outbox["pending_webhook_deliveries"] == 1 and outbox["webhook_endpoints"] == 1
+    assert outbox["failing_endpoints"] == 1 and outbox["disabled_endpoints"] == 0
+    assert _sample((await client.get("/metrics")).text, "bakong_console_webhook_backlog") == 1

@@ -123,6 +123,27 @@ async def _workers(request: Request, db_ok: bool) -> list[dict[str, Any]]:
     return out
 
 
+async def _outbox(request: Request, db_ok: bool) -> dict[str, Any]:
+    """The webhook backlog from the engine's webhook service (None while the database is down)."""
+    empty: dict[str, Any] = {
+        "pending_webhook_deliveries": None, "failed_webhook_deliveries": None,
+        "webhook_endpoints": None, "failing_endpoints": None, "disabled_endpoints": None,
+    }  # fmt: skip
+    if not db_ok:
+        return empty
+    try:
+        endpoints = await request.app.state.api.engine.webhooks.endpoint_health()
+    except BakongConsoleError:
+        return empty
+    return {
+        "pending_webhook_deliveries": sum(e.pending for e in endpoints),
+        "failed_webhook_deliveries": sum(e.failed for e in endpoints),
+        "webhook_endpoints": len(endpoints),
+        "failing_endpoints": sum(1 for e in endpoints if e.enabled and e.failing_since is not None),
+        "disabled_endpoints": sum(1 for e in endpoints if not e.enabled),
+    }
+
+
 @router.get(
     "/api/health",
     tags=["health"],
@@ -139,12 +160,7 @@ async def health(request: Request) -> Response:
     db_ok = await readout.database_ok()
     bakong = await _bakong_health(request, db_ok)
     workers = await _workers(request, db_ok)
-    backlog = None
-    if db_ok:
-        try:
-            backlog = await readout.pending_webhook_deliveries()
-        except BakongConsoleError:
-            backlog = None
+    outbox = await _outbox(request, db_ok)
     poller_held = any(w["name"] == "poller" and w["held"] for w in workers)
     if not db_ok:
         status = "down"
@@ -161,7 +177,7 @@ async def health(request: Request) -> Response:
         "database": {"ok": db_ok, "engine": readout.database_engine},
         "bakong": bakong,
         "workers": workers,
-        "outbox": {"pending_webhook_deliveries": backlog},
+        "outbox": outbox,
     }
     return ok(request, data, status=503 if status == "down" else 200)
 
@@ -190,9 +206,18 @@ async def metrics(request: Request) -> Response:
             out.family("bakong_console_bakong_requests_used_today", "gauge", "Bakong requests spent today (Phnom Penh day) by this token.", [({}, usage.used)])
             out.family("bakong_console_bakong_requests_remaining_today", "gauge", "Bakong requests left in today's budget.", [({}, usage.remaining)])
             out.family("bakong_console_bakong_daily_budget", "gauge", "The daily Bakong request budget.", [({}, usage.budget)])
+            outbox = await _outbox(request, db_ok)
             out.family(
                 "bakong_console_webhook_backlog", "gauge", "Webhook deliveries waiting for a successful attempt.",
-                [({}, await ctx.readout.pending_webhook_deliveries())],
+                [({}, outbox["pending_webhook_deliveries"] or 0)],
+            )  # fmt: skip
+            out.family(
+                "bakong_console_webhook_failed_deliveries", "gauge", "Webhook deliveries that gave up (replayable).",
+                [({}, outbox["failed_webhook_deliveries"] or 0)],
+            )  # fmt: skip
+            out.family(
+                "bakong_console_webhook_endpoints_disabled", "gauge", "Webhook endpoints disabled (by an operator or after failing).",
+                [({}, outbox["disabled_endpoints"] or 0)],
             )  # fmt: skip
         except BakongConsoleError:
             pass  # the database went away mid-scrape: the counters below still answer
