@@ -22,7 +22,7 @@ from bakong_console.api.edge import ApiEdge
 from bakong_console.api.metrics import ApiMetrics
 from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
 from bakong_console.api.ratelimit import Limiter, build_limiter
-from bakong_console.api.routes import payments, system
+from bakong_console.api.routes import payments, subscriptions, system
 from bakong_console.api.security import ClientAddress
 from engine.config import ApiSettings
 from engine.runtime import Engine
@@ -93,6 +93,7 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     app.include_router(payments.router)
+    app.include_router(subscriptions.router)
     app.include_router(system.router)
 
     def openapi() -> dict[str, Any]:

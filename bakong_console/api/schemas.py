@@ -171,6 +171,104 @@ class CancelPaymentRequest(Strict):
     reason: Reason | None = None
 
 
+# --- subscriptions ------------------------------------------------------------------------------
+
+UserId = Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, description="Your user's id.")]
+PlanCode = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="A plan code (`bakong-console plans list`).")]
+
+
+class SubscriptionCreate(Strict):
+    user_id: UserId
+    plan: PlanCode
+
+
+class SubscriptionUpgrade(Strict):
+    user_id: UserId
+    plan: PlanCode
+    preview: bool = Field(default=False, description="Only quote the prorated amount; nothing is created.")
+
+
+class SubscriptionDowngrade(Strict):
+    user_id: UserId
+    plan: PlanCode
+
+
+class SubscriptionCancel(Strict):
+    user_id: UserId
+    at_period_end: bool = Field(default=True, description="Keep access until the paid period ends (default), or end now.")
+    reason: Reason | None = None
+
+
+class PlanOut(BaseModel):
+    code: str
+    name: str
+    price: str = Field(description="Per cycle, major units, exact.")
+    price_minor: int
+    currency: Currency
+    cycle_days: int
+    trial_days: int
+
+
+class InvoiceOut(BaseModel):
+    id: str
+    kind: Literal["initial", "renewal", "upgrade"]
+    status: Literal["OPEN", "PAID", "VOID"]
+    amount: str
+    amount_minor: int
+    currency: Currency
+    period_start: datetime
+    period_end: datetime
+    plan: str = Field(description="The plan code this invoice pays for.")
+    payment: PaymentOut | None = Field(description="The KHQR payment collecting it (show its `khqr`); null until issued.")
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    user_id: str
+    status: SubscriptionStatus
+    has_access: bool = Field(description="TRIALING, ACTIVE, or PAST_DUE within grace.")
+    plan: PlanOut
+    price: str = Field(description="What the current period costs (major units).")
+    price_minor: int
+    currency: Currency
+    cycle_days: int
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    pending_change: Literal["upgrade", "downgrade"] | None
+    pending_plan: PlanOut | None
+    pending_change_at: datetime | None
+    cancel_at_period_end: bool
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    grace_until: datetime | None
+    incomplete_until: datetime | None = Field(description="An INCOMPLETE subscription expires if its first payment is not made by then.")
+    created_at: datetime
+    open_invoices: list[InvoiceOut] = Field(description="What is owed now, each with its KHQR.")
+
+
+class QuoteOut(BaseModel):
+    from_plan: str
+    to_plan: str
+    currency: Currency
+    old_price: str
+    new_price: str
+    amount: str = Field(description="(new - old) x remaining / cycle, rounded half up to the minor unit.")
+    amount_minor: int
+    remaining_seconds: int
+    cycle_seconds: int
+    period_end: datetime
+    immediate: bool = Field(description="Nothing to pay: an upgrade applies at once.")
+
+
+class UpgradeOut(BaseModel):
+    preview: bool
+    quote: QuoteOut
+    applied: bool = Field(description="The plan already changed (nothing to pay); otherwise it changes when `payment` is PAID.")
+    subscription: SubscriptionOut | None = Field(description="null in preview mode.")
+    invoice: InvoiceOut | None = Field(description="The prorated invoice to pay; null in preview mode or when applied.")
+
+
 # --- events -------------------------------------------------------------------------------------
 
 

@@ -32,7 +32,8 @@ def api_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def engine_settings(db_url: str, api_overrides: dict[str, Any]) -> Settings:
-    return make_settings(db_url, api=api_overrides)
+    # no Bakong client retries: a retry would sleep on the manual clock inside a request
+    return make_settings(db_url, api=api_overrides, bakong={"max_retries": 0})
 
 
 @pytest.fixture
