@@ -616,25 +616,57 @@ async def invoices_of(tx: Tx, sub_id: str) -> list[SubscriptionInvoice]:
     return [_invoice(r) for r in rows]
 
 
-async def open_invoices_of(tx: Tx, sub_ids: Collection[str]) -> dict[str, list[tuple[SubscriptionInvoice, str | None]]]:
-    """OPEN invoices of these subscriptions with their current payment's status, by subscription."""
-    out: dict[str, list[tuple[SubscriptionInvoice, str | None]]] = {}
+@dataclass(frozen=True)
+class OpenInvoice:
+    """An OPEN invoice with the status and expiry of its current KHQR (None: none recorded)."""
+
+    invoice: SubscriptionInvoice
+    payment_status: str | None
+    payment_expires_at: datetime | None
+
+    def collecting(self, now: datetime) -> bool:
+        """Its KHQR can still be paid, or was: wait for it rather than giving up on the invoice."""
+        if self.payment_status == PaymentStatus.PAID.value:
+            return True
+        return self.payment_status == PaymentStatus.PENDING.value and (
+            self.payment_expires_at is None or self.payment_expires_at > now
+        )
+
+
+async def open_invoices_of(tx: Tx, sub_ids: Collection[str], *, lock: bool = False) -> dict[str, list[OpenInvoice]]:
+    """OPEN invoices of these subscriptions with their current KHQR's state, by subscription.
+    ``lock`` takes their row locks on PostgreSQL (serialising with a concurrent settlement)."""
+    out: dict[str, list[OpenInvoice]] = {}
     if not sub_ids:
         return out
-    rows = (
-        await tx.session.execute(
-            select(SubscriptionInvoiceRow, PaymentRow.status)
-            .outerjoin(PaymentRow, PaymentRow.id == SubscriptionInvoiceRow.payment_id)
-            .where(
-                SubscriptionInvoiceRow.subscription_id.in_(list(sub_ids)),
-                SubscriptionInvoiceRow.status == INVOICE_OPEN,
-            )
-            .order_by(SubscriptionInvoiceRow.created_at, SubscriptionInvoiceRow.id)
+    stmt = (
+        select(SubscriptionInvoiceRow, PaymentRow.status, PaymentRow.expires_at)
+        .outerjoin(PaymentRow, PaymentRow.id == SubscriptionInvoiceRow.payment_id)
+        .where(
+            SubscriptionInvoiceRow.subscription_id.in_(list(sub_ids)),
+            SubscriptionInvoiceRow.status == INVOICE_OPEN,
         )
-    ).all()
-    for inv_row, payment_status in rows:
-        out.setdefault(inv_row.subscription_id, []).append((_invoice(inv_row), payment_status))
+        .order_by(SubscriptionInvoiceRow.created_at, SubscriptionInvoiceRow.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=SubscriptionInvoiceRow).execution_options(populate_existing=True)
+    for inv_row, payment_status, expires_at in (await tx.session.execute(stmt)).all():
+        out.setdefault(inv_row.subscription_id, []).append(OpenInvoice(_invoice(inv_row), payment_status, expires_at))
     return out
+
+
+async def lock_invoice(tx: Tx, invoice_id: str) -> SubscriptionInvoice:
+    """Read an invoice holding its row lock (PostgreSQL; SQLite runs one writer at a time), so a
+    decision taken on its status cannot race with the renewer settling it."""
+    row = await tx.session.scalar(
+        select(SubscriptionInvoiceRow)
+        .where(SubscriptionInvoiceRow.id == invoice_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return _invoice(row)
 
 
 async def set_invoice_payment(tx: Tx, invoice_id: str, payment_id: str, *, previous: str | None) -> bool:

@@ -268,14 +268,15 @@ class SubscriptionService:
     async def _views(self, tx: Tx, subs: list[Subscription]) -> list[SubscriptionView]:
         plans = await repo.plans_by_id(tx, [p for s in subs for p in (s.plan_id, s.pending_plan_id)])
         opened = await repo.open_invoices_of(tx, [s.id for s in subs])
-        payment_ids = [inv.payment_id for items in opened.values() for inv, _ in items if inv.payment_id]
+        payment_ids = [o.invoice.payment_id for items in opened.values() for o in items if o.invoice.payment_id]
         payments = {}
         for pid in payment_ids:
             payments[pid] = await payment_repo.get(tx, pid)
         views = []
         for s in subs:
             items = tuple(
-                InvoicePayment(inv, payments.get(inv.payment_id) if inv.payment_id else None) for inv, _ in opened.get(s.id, [])
+                InvoicePayment(o.invoice, payments.get(o.invoice.payment_id) if o.invoice.payment_id else None)
+                for o in opened.get(s.id, [])
             )
             views.append(
                 SubscriptionView(
@@ -582,7 +583,10 @@ class SubscriptionService:
         if sub.current_period_end is None:
             return []
         inv = await repo.invoice_for_period(tx, sub.id, KIND_RENEWAL, sub.current_period_end)
-        if inv is None or inv.status != INVOICE_OPEN:
+        if inv is None:
+            return []
+        inv = await repo.lock_invoice(tx, inv.id)
+        if inv.status != INVOICE_OPEN:
             return []
         plan = await repo.get_plan(tx, self.next_period_plan_id(sub))
         if inv.plan_id == plan.id and inv.amount_minor == plan.price_minor:
@@ -705,8 +709,8 @@ class SubscriptionService:
                     event_extra={"effective_at": _iso(effective)},
                 )  # fmt: skip
             else:
-                for inv, _ in (await repo.open_invoices_of(tx, [sub.id])).get(sub.id, []):
-                    await self.void_invoice(tx, inv.id, actor=actor, reason="subscription cancelled")
+                for item in (await repo.open_invoices_of(tx, [sub.id], lock=True)).get(sub.id, []):
+                    await self.void_invoice(tx, item.invoice.id, actor=actor, reason="subscription cancelled")
                 changed = await repo.transition(
                     tx, sub.id, expected=[sub.status], to=S.CANCELLED, actor=actor, reason=why,
                     event_type=ev.SUBSCRIPTION_CANCELLED, action="subscription.cancel",
@@ -787,7 +791,7 @@ class SubscriptionService:
             if previous.status is PaymentStatus.PAID:
                 self.poke_renewer()
                 return None
-            if previous.status is PaymentStatus.PENDING and previous.amount_minor == inv.amount_minor:
+            if _live(previous, inv, self.clock.now()):
                 return InvoicePayment(inv, previous)
         payment = await self.create_payment(inv, sub, code or "", previous_id=inv.payment_id, actor=actor)
         async with self.storage.transaction() as tx:
@@ -848,7 +852,8 @@ class SubscriptionService:
         the invoice's event (none when ``quiet``: the caller's own event carries the KHQR). A
         payment no longer wanted (invoice repriced, voided or paid) is cancelled instead. Returns
         None when the payment was not recorded."""
-        inv = await repo.get_invoice(tx, invoice_id)
+        # the row lock orders two processes recording the same KHQR: the second sees the first's
+        inv = await repo.lock_invoice(tx, invoice_id)
         if inv.payment_id == payment.id:
             return InvoicePayment(inv, payment)  # a twin recorded it already
         if inv.status != INVOICE_OPEN or inv.payment_id != previous:
@@ -860,7 +865,8 @@ class SubscriptionService:
             await self.cancel_payment(tx, payment.id, actor=actor, reason="the invoice was repriced")
             await repo.set_invoice_payment(tx, inv.id, payment.id, previous=previous)
             return None
-        await repo.set_invoice_payment(tx, inv.id, payment.id, previous=previous)
+        if not await repo.set_invoice_payment(tx, inv.id, payment.id, previous=previous):
+            return None
         inv = await repo.get_invoice(tx, inv.id)
         sub = sub or await repo.get(tx, inv.subscription_id)
         data = {**await repo.subscription_event_data(tx, sub), "invoice": repo.invoice_event_data(inv, payment), **(event_extra or {})}
@@ -878,12 +884,12 @@ class SubscriptionService:
     # --- billing transitions (run by the renewer) -------------------------------------------------
 
     async def live_payment(self, inv: SubscriptionInvoice, sub: Subscription, *, actor: Actor) -> tuple[Payment, bool]:
-        """The invoice's KHQR to show now: its PENDING one, else a new one (not yet recorded on the
-        invoice: the caller records it with ``attach_payment`` in its own transaction)."""
+        """The invoice's KHQR to show now: its PENDING one (or the PAID one: the caller stops), else
+        a new one, not yet recorded on the invoice (the caller records it with ``attach_payment``)."""
         if inv.payment_id:
             async with self.storage.read() as tx:
                 current = await payment_repo.get(tx, inv.payment_id)
-            if current.status is PaymentStatus.PENDING and current.amount_minor == inv.amount_minor:
+            if current.status is PaymentStatus.PAID or _live(current, inv, self.clock.now()):
                 return current, False
         async with self.storage.read() as tx:
             code = await repo.plan_code(tx, inv.plan_id)
@@ -1002,8 +1008,11 @@ class SubscriptionService:
             end = sub.current_period_end
             if sub.status not in (S.ACTIVE, S.TRIALING) or not sub.cancel_at_period_end or end is None or end > tx.now:
                 return False
-            for inv, _ in (await repo.open_invoices_of(tx, [sub.id])).get(sub.id, []):
-                await self.void_invoice(tx, inv.id, actor=actor, reason="subscription cancelled at period end")
+            opened = (await repo.open_invoices_of(tx, [sub.id], lock=True)).get(sub.id, [])
+            if any(item.payment_status == PaymentStatus.PAID.value for item in opened):
+                return False  # paid after all: the renewer settles it and starts the period
+            for item in opened:
+                await self.void_invoice(tx, item.invoice.id, actor=actor, reason="subscription cancelled at period end")
             changed = await repo.transition(
                 tx, sub.id, expected=[sub.status], to=S.CANCELLED, actor=actor,
                 reason=sub.cancel_reason or "cancelled at period end",
@@ -1019,7 +1028,16 @@ class SubscriptionService:
         assert sub.current_period_end is not None
         grace_until = sub.current_period_end + timedelta(days=self._s.grace_days)
         payment, new = await self.live_payment(inv, replace(sub, status=S.PAST_DUE, grace_until=grace_until), actor=actor)
+        if payment.status is PaymentStatus.PAID:
+            return False  # paid: the renewer settles it and starts the period on its next pass
+        changed: Subscription | None = None
         async with self.storage.transaction() as tx:
+            locked = await repo.lock_invoice(tx, inv.id)
+            if locked.status != INVOICE_OPEN or locked.payment_id != inv.payment_id:
+                # paid, voided or given another KHQR meanwhile: decide again on the next pass
+                if new and locked.payment_id != payment.id:  # (a twin renewer recorded this very KHQR)
+                    await self.cancel_payment(tx, payment.id, actor=actor, reason="superseded before it was shown")
+                return False
             extra: list[tuple[str, dict[str, Any]]] = []
             changes: dict[str, Any] = dict(grace_until=grace_until, last_reminder_at=tx.now)
             if await self.drop_pending_upgrade(tx, sub, actor=actor, reason="upgrade unpaid at period end"):
@@ -1041,6 +1059,8 @@ class SubscriptionService:
     async def remind(self, sub: Subscription, inv: SubscriptionInvoice, *, actor: Actor) -> bool:
         """A reminder during grace, with a KHQR that can still be paid (a fresh one if needed)."""
         payment, new = await self.live_payment(inv, sub, actor=actor)
+        if payment.status is PaymentStatus.PAID:
+            return False
         guard = (
             SubscriptionRow.last_reminder_at.is_(None)
             if sub.last_reminder_at is None
@@ -1072,11 +1092,11 @@ class SubscriptionService:
                 reason = "first payment not made in time"
             else:
                 return False
-            opened = (await repo.open_invoices_of(tx, [sub.id])).get(sub.id, [])
-            if any(status in (PaymentStatus.PENDING.value, PaymentStatus.PAID.value) for _, status in opened):
+            opened = (await repo.open_invoices_of(tx, [sub.id], lock=True)).get(sub.id, [])
+            if any(item.collecting(tx.now) for item in opened):
                 return False
-            for inv, _ in opened:
-                await self.void_invoice(tx, inv.id, actor=actor, reason=reason)
+            for item in opened:
+                await self.void_invoice(tx, item.invoice.id, actor=actor, reason=reason)
             changed = await repo.transition(
                 tx, sub.id, expected=[sub.status], to=S.EXPIRED, actor=actor, reason=reason,
                 event_type=ev.SUBSCRIPTION_EXPIRED, action="subscription.expire", changes=dict(NO_PENDING),
@@ -1085,6 +1105,11 @@ class SubscriptionService:
 
 
 NO_PENDING: dict[str, Any] = dict(pending_change=None, pending_plan_id=None, pending_change_at=None, pending_invoice_id=None)
+
+
+def _live(payment: Payment, inv: SubscriptionInvoice, now: datetime) -> bool:
+    """A KHQR the customer can still pay for this invoice."""
+    return payment.status is PaymentStatus.PENDING and payment.amount_minor == inv.amount_minor and payment.expires_at > now
 
 
 def _iso(dt: datetime | None) -> str | None:
