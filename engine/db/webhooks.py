@@ -43,9 +43,11 @@ __all__ = [
     "DISABLED",
     "FAILED",
     "PENDING",
+    "PREVIOUS_SECRET_CONTEXT",
     "SECRET_CONTEXT",
     "SUCCEEDED",
     "ClaimedDelivery",
+    "RecordedAttempt",
     "attempts",
     "claim",
     "claim_due",
@@ -56,6 +58,7 @@ __all__ = [
     "enable_endpoint",
     "endpoint_stats",
     "enabled_endpoints",
+    "endpoint_secrets",
     "fan_out",
     "get_delivery",
     "get_endpoint",
@@ -67,6 +70,7 @@ __all__ = [
     "recover",
     "replay",
     "rotate_secret",
+    "wants",
 ]
 
 SECRET_CONTEXT = "webhook_endpoints.secret"
@@ -434,8 +438,16 @@ async def claim_due(
 
 
 async def next_due_at(tx: Tx) -> datetime | None:
-    """When the earliest PENDING delivery becomes due (lets the deliverer sleep until then)."""
-    return await tx.session.scalar(select(func.min(WebhookDeliveryRow.next_attempt_at)).where(WebhookDeliveryRow.status == PENDING))
+    """When the next PENDING delivery becomes due (lets the deliverer sleep until then).
+
+    Only future ones count: one due already but not claimed is waiting behind an earlier event of
+    its subject, and is looked at again when that one is recorded.
+    """
+    return await tx.session.scalar(
+        select(func.min(WebhookDeliveryRow.next_attempt_at)).where(
+            WebhookDeliveryRow.status == PENDING, WebhookDeliveryRow.next_attempt_at > tx.now
+        )
+    )
 
 
 async def create_test_delivery(tx: Tx, endpoint_id: str, *, in_flight: timedelta) -> ClaimedDelivery:

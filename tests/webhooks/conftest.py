@@ -58,3 +58,21 @@ async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as r:
         yield r
+
+
+async def emit(engine: Engine, event_type: str, subject_id: str, data: dict | None = None, *, subject_type: str = "payment"):  # noqa: ANN201
+    """Commit one event (as a payment or subscription change would), returning it."""
+    from engine.db import journal
+
+    async with engine.storage.transaction() as tx:
+        return await journal.append_event(tx, event_type, subject_type, subject_id, data or {"id": subject_id})
+
+
+async def jump(engine: Engine, clock: ManualClock, when: datetime) -> None:
+    """Move the clock to ``when`` (if later) in one step and let every worker finish its work."""
+    import asyncio
+
+    if when > clock.now():
+        clock.set(when)
+    await asyncio.sleep(0)
+    await settle(engine)

@@ -58,7 +58,13 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return self.url_for("/hooks")
+
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
 
     def hold(self) -> None:
         """Keep the next requests waiting (no answer) until ``release()``."""
@@ -130,3 +136,30 @@ class Receiver:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+class ThreadedReceiver:
+    """A ``Receiver`` on its own event loop in a thread, for synchronous tests (the CLI's
+    ``asyncio.run`` blocks the test's thread while it sends)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.receiver: Receiver | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        self.receiver = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self.receiver
+
+    async def _start(self) -> Receiver:
+        return await Receiver().__aenter__()
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.receiver is not None
+        asyncio.run_coroutine_threadsafe(self.receiver.__aexit__(None, None, None), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
