@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from bakong_console import __version__
 from bakong_console.cli import bakong_cmd, config_cmd, db_cmd, keys_cmd, khqr_cmd, pay_cmd, payments_cmd, sandbox_cmd, serve_cmd
 from bakong_console.cli import webhooks_cmd
+from bakong_console.cli import plans_cmd, subs_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -95,6 +96,8 @@ app.add_typer(khqr_cmd.app, name="khqr")
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(bakong_cmd.app, name="bakong")
 app.add_typer(payments_cmd.app, name="payments")
+app.add_typer(plans_cmd.app, name="plans")
+app.add_typer(subs_cmd.app, name="subs")
 app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("pay")(pay_cmd.pay)
 app.command("serve")(serve_cmd.serve)

@@ -365,7 +365,7 @@ class SubscriptionService:
             await repo.lock_user(tx, user)
             live = await repo.live_for_user(tx, user)
             if live is not None:
-                raise Conflict(f"user {user!r} already has a {live.status.value} subscription ({live.id})")
+                raise Conflict(f"user {user!r} already has a live subscription ({live.id}, {live.status.value})")
             now = tx.now
             common: dict[str, Any] = dict(
                 user_id=user, plan_id=plan.id, price_minor=plan.price_minor, currency=plan.currency, cycle_days=plan.cycle_days
