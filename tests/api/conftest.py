@@ -62,13 +62,10 @@ KeyFactory = Callable[..., Awaitable[str]]
 @pytest.fixture
 def make_key(engine: Engine) -> KeyFactory:  # noqa: F811
     """``await make_key("name", scopes=[...])`` -> the plaintext key (every scope by default)."""
-    from engine.services.api_keys import ApiKeyService
-
-    service = ApiKeyService(engine.storage, clock=engine.clock)
     counter = iter(range(1000))
 
     async def make(name: str | None = None, scopes: list[str] | None = None) -> str:
-        _, plaintext = await service.create(name or f"backend-{next(counter)}", scopes, actor=ADMIN)
+        _, plaintext = await engine.api_keys.create(name or f"backend-{next(counter)}", scopes, actor=ADMIN)
         return plaintext
 
     return make
