@@ -9,9 +9,12 @@ connection) into an ``AttemptResult``: it never raises for a failed delivery.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+import certifi
 import httpx
 
 from engine import __version__
@@ -60,7 +63,8 @@ class _ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int) -> None:
         count = max(1, -(-max_connections // SHARD_CONNECTIONS))
         limits = httpx.Limits(max_connections=SHARD_CONNECTIONS, max_keepalive_connections=SHARD_CONNECTIONS)
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+        tls = ssl.create_default_context(cafile=certifi.where())  # one trust store for every shard
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(count)]
         self._load = [0] * count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -124,6 +128,8 @@ class WebhookSender:
                 follow_redirects=False,
                 transport=self._transport or _ShardedTransport(self.max_connections),
                 headers={"User-Agent": f"bakong-console-webhooks/{__version__}"},
+                # every message stands alone: nothing a receiver sets is sent back with the next one
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
         return self._client
 
