@@ -128,41 +128,57 @@ async def run_case(url: str, base_url: str, *, endpoints: int, events: int, conc
     }
 
 
-async def main_async(args: argparse.Namespace, base_url: str, counter) -> None:  # noqa: ANN001
-    targets: list[tuple[str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-    targets.append(("sqlite", f"sqlite+aiosqlite:///{tmp / 'bench.db'}"))
-    if args.postgres:
-        import asyncpg
+async def _pg_database(created: list[str]) -> str:
+    import asyncpg
 
-        name = f"bc_bench_{uuid.uuid4().hex[:8]}"
-        conn = await asyncpg.connect(PG_ADMIN)
+    name = f"bc_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
         await conn.close()
-        targets.append(("postgresql", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"))
-    print(f"webhook delivery, {args.events} events, concurrency {args.concurrency}, receiver in its own process")
+    created.append(name)
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+async def _drop_pg(created: list[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def main_async(args: argparse.Namespace, base_url: str, counter) -> None:  # noqa: ANN001
+    tmp = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
+    labels = ["sqlite", "postgresql"] if args.postgres else ["sqlite"]
+    created: list[str] = []
+    print(f"webhook delivery, concurrency {args.concurrency}, receiver in its own process")
     print(f"{'database':<11} {'endpoints':>9} {'deliveries':>10} {'fan-out':>9} {'send/s':>9} {'total/s':>9}  check")
-    for label, url in targets:
-        for endpoints in (1, 10):
-            if label == "sqlite":
-                db_file = tmp / f"bench-{endpoints}.db"
-                url = f"sqlite+aiosqlite:///{db_file}"
-            events = args.events if endpoints == 1 else max(1, args.events // 4)
-            r = await run_case(url, base_url, endpoints=endpoints, events=events, concurrency=args.concurrency, counter=counter)
-            ok = "ok" if r["succeeded"] == r["deliveries"] and r["received"] >= r["deliveries"] else "MISMATCH"
-            print(
-                f"{label:<11} {endpoints:>9} {r['deliveries']:>10} {r['fan_out_s'] * 1000:>7.0f}ms "
-                f"{r['send_rate']:>9.0f} {r['total_rate']:>9.0f}  {ok} (received {r['received']})"
-            )
-            if label == "postgresql":
+    try:
+        for label in labels:
+            for endpoints in (1, 10):
                 # a fresh database per case keeps the cases comparable
-                pass
-    print("target: >= 500 deliveries/s on SQLite")
+                url = f"sqlite+aiosqlite:///{tmp / f'bench-{endpoints}.db'}" if label == "sqlite" else await _pg_database(created)
+                events = args.events if endpoints == 1 else max(1, args.events // 4)
+                r = await run_case(url, base_url, endpoints=endpoints, events=events, concurrency=args.concurrency, counter=counter)
+                ok = "ok" if r["succeeded"] == r["deliveries"] and r["received"] >= r["deliveries"] else "MISMATCH"
+                print(
+                    f"{label:<11} {endpoints:>9} {r['deliveries']:>10} {r['fan_out_s'] * 1000:>7.0f}ms "
+                    f"{r['send_rate']:>9.0f} {r['total_rate']:>9.0f}  {ok} (received {r['received']})"
+                )
+    finally:
+        if created:
+            await _drop_pg(created)
+    print("target: >= 500 deliveries/s on SQLite (send/s: claim, sign, POST, record; total/s: fan-out included)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=2000, help="events for the 1-endpoint case (a quarter for 10)")
+    parser.add_argument("--events", type=int, default=2000, help="events for the 1-endpoint case (a quarter of them, x10, for 10)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--postgres", action="store_true", help="also run on a scratch PostgreSQL database")
     args = parser.parse_args()

@@ -569,48 +569,55 @@ async def record_results(
     return await _track_endpoints(tx, recorded, disable_after=disable_after)
 
 
+_CLEAR_FAILING = (
+    update(_p)
+    .where(_p.c.id.in_(bindparam("ids", expanding=True)), _p.c.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_RESTART_FAILING = update(_p).where(_p.c.id == bindparam("b_id")).values(failing_since=bindparam("b_since"))
+_START_FAILING = (
+    update(_p).where(_p.c.id == bindparam("b_id"), _p.c.failing_since.is_(None)).values(failing_since=bindparam("b_since"))
+)
+
+
 async def _track_endpoints(tx: Tx, recorded: Sequence[RecordedAttempt], *, disable_after: timedelta) -> list[WebhookEndpoint]:
     """``failing_since`` is the start of the current run of failures (cleared by any success)."""
     by_endpoint: dict[str, list[AttemptResult]] = {}
     for r in recorded:
         by_endpoint.setdefault(r.result.endpoint_id, []).append(r.result)
     gone: list[str] = []
-    failing: list[str] = []
+    cleared: list[str] = []  # ended on a success
+    restarted: list[dict[str, Any]] = []  # a success, then failures: the run starts at the first of those
+    started: list[dict[str, Any]] = []  # only failures: the run starts now unless it already had
     for endpoint_id, results in by_endpoint.items():
         last_ok = max((i for i, res in enumerate(results) if res.succeeded), default=-1)
-        after = [res for res in results[last_ok + 1 :] if not res.succeeded]
-        if any(res.gone for res in results[last_ok + 1 :]):
+        after = results[last_ok + 1 :]
+        if any(res.gone for res in after):
             gone.append(endpoint_id)
-        if last_ok >= 0:
-            value = after[0].started_at if after else None
-            await tx.session.execute(
-                update(WebhookEndpointRow)
-                .where(WebhookEndpointRow.id == endpoint_id)
-                .values(failing_since=value)
-                .execution_options(synchronize_session=False)
-            )
-        if after:
-            if last_ok < 0:
-                await tx.session.execute(
-                    update(WebhookEndpointRow)
-                    .where(WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.failing_since.is_(None))
-                    .values(failing_since=after[0].started_at)
-                    .execution_options(synchronize_session=False)
-                )
-            failing.append(endpoint_id)
+        if not after:
+            cleared.append(endpoint_id)
+        elif last_ok >= 0:
+            restarted.append({"b_id": endpoint_id, "b_since": after[0].started_at})
+        else:
+            started.append({"b_id": endpoint_id, "b_since": after[0].started_at})
+    if cleared:
+        await tx.session.execute(_CLEAR_FAILING, {"ids": cleared})
+    if restarted:
+        await tx.session.execute(_RESTART_FAILING, restarted)
+    if started:
+        await tx.session.execute(_START_FAILING, started)
     disabled: list[WebhookEndpoint] = []
     actor = Actor.daemon("deliverer")
     for endpoint_id in gone:
-        endpoint = await disable_endpoint(
-            tx, endpoint_id, actor=actor, reason="the endpoint answered 410 Gone", alert=True
-        )
+        endpoint = await disable_endpoint(tx, endpoint_id, actor=actor, reason="the endpoint answered 410 Gone", alert=True)
         if endpoint is not None:
             disabled.append(endpoint)
+    failing = [d["b_id"] for d in restarted + started if d["b_id"] not in gone]
     if failing:
         rows = (
             await tx.session.execute(
                 select(WebhookEndpointRow.id, WebhookEndpointRow.failing_since).where(
-                    WebhookEndpointRow.id.in_([f for f in failing if f not in gone]),
+                    WebhookEndpointRow.id.in_(failing),
                     WebhookEndpointRow.enabled.is_(True),
                     WebhookEndpointRow.failing_since <= tx.now - disable_after,
                 )

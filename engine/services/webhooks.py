@@ -132,9 +132,7 @@ class WebhookService:
         self.clock = clock
         self.rng = rng or random.Random()
         wh = settings.webhooks
-        self.sender = sender or WebhookSender(
-            clock=clock, timeout_seconds=wh.timeout_seconds, max_connections=wh.concurrency + 4
-        )
+        self.sender = sender or WebhookSender(clock=clock, timeout_seconds=wh.timeout_seconds)
         self.poke_deliverer = poke_deliverer
 
     async def aclose(self) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-import certifi
+
 import httpx
 
 from engine import __version__
@@ -22,102 +20,33 @@ from engine.clock import Clock
 from engine.webhooks.message import OutgoingMessage
 from engine.webhooks.policy import AttemptResult, parse_retry_after
 from engine.webhooks.signing import sign
+from engine.webhooks.transport import StreamTransport
 
 __all__ = ["EXCERPT_BYTES", "OutgoingMessage", "WebhookSender"]
 
 #: How much of a receiver's answer is kept in the attempt log.
 EXCERPT_BYTES = 1024
-#: Connections per pool shard (see ``_ShardedTransport``).
-SHARD_CONNECTIONS = 4
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    """A response body that tells its shard when it is closed (the connection is free again)."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        release, self._release = self._release, None
-        try:
-            await self._inner.aclose()
-        finally:
-            if release is not None:
-                release()
-
-
-class _ShardedTransport(httpx.AsyncBaseTransport):
-    """Several small connection pools behind one client.
-
-    httpcore's pool looks at every connection it holds (and, for each, at all the others) each
-    time a request starts or ends; at 16 concurrent deliveries that bookkeeping costs more than
-    the request itself. Pools of at most ``SHARD_CONNECTIONS`` connections keep it small, while
-    every HTTP detail stays httpx's own.
-    """
-
-    def __init__(self, max_connections: int) -> None:
-        count = max(1, -(-max_connections // SHARD_CONNECTIONS))
-        limits = httpx.Limits(max_connections=SHARD_CONNECTIONS, max_keepalive_connections=SHARD_CONNECTIONS)
-        tls = ssl.create_default_context(cafile=certifi.where())  # one trust store for every shard
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(count)]
-        self._load = [0] * count
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = self._pick(request.url)
-        self._load[index] += 1
-
-        def release() -> None:
-            self._load[index] -= 1
-
-        try:
-            response = await self._shards[index].handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_ReleasingStream(response.stream, release),
-            extensions=response.extensions,
-        )
-
-    def _pick(self, url: httpx.URL) -> int:
-        """The origin's home shard if it has a free connection, else the next one that has, else
-        the least busy: an endpoint keeps reusing the same few kept-alive connections."""
-        count = len(self._shards)
-        home = zlib.crc32(f"{url.scheme}://{url.host}:{url.port}".encode()) % count
-        for step in range(count):
-            index = (home + step) % count
-            if self._load[index] < SHARD_CONNECTIONS:
-                return index
-        return min(range(count), key=self._load.__getitem__)
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.aclose()
 
 
 class WebhookSender:
-    """POST signed messages through one shared client, with a total deadline per attempt."""
+    """POST signed messages through one shared client, with a total deadline per attempt.
+
+    ``tls`` replaces the default trust store (certifi) for HTTPS endpoints; ``transport`` replaces
+    the HTTP transport altogether (tests, or an operator's own).
+    """
 
     def __init__(
         self,
         *,
         clock: Clock,
         timeout_seconds: float = 15.0,
-        max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.clock = clock
         self.timeout_seconds = timeout_seconds
-        self.max_connections = max_connections
         self._transport = transport
+        self._tls = tls
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -126,7 +55,7 @@ class WebhookSender:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout_seconds),
                 follow_redirects=False,
-                transport=self._transport or _ShardedTransport(self.max_connections),
+                transport=self._transport or StreamTransport(tls=self._tls),
                 headers={"User-Agent": f"bakong-console-webhooks/{__version__}"},
                 # every message stands alone: nothing a receiver sets is sent back with the next one
                 cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
