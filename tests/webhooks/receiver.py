@@ -39,12 +39,15 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    #: Send the body with Transfer-Encoding: chunked instead of Content-Length.
+    chunked: bool = False
 
 
 class Receiver:
     """``async with Receiver() as r``: listens on 127.0.0.1, ``r.url`` is where to send."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: Any = None) -> None:
+        self._tls = tls
         self.requests: list[Received] = []
         #: Answers for the next requests, in order; when empty, ``default`` answers.
         self.script: list[Answer] = []
@@ -55,13 +58,19 @@ class Receiver:
         self.holding = asyncio.Event()
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        #: TCP connections accepted so far.
+        self.connections = 0
+        #: Close a kept-alive connection, unanswered, when a second request arrives on it (what a
+        #: server that timed the idle connection out looks like to the client).
+        self.drop_reused = False
+        self.dropped = 0
 
     @property
     def url(self) -> str:
         return self.url_for("/hooks")
 
     def url_for(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self._tls else 'http'}://{'localhost' if self._tls else '127.0.0.1'}:{self.port}{path}"
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
@@ -88,7 +97,7 @@ class Receiver:
             await asyncio.sleep(0.005)
 
     async def __aenter__(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -102,11 +111,17 @@ class Receiver:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
+        served = 0
         try:
             while True:
                 line = await reader.readline()
                 if not line:
                     return
+                if self.drop_reused and served:
+                    self.dropped += 1
+                    return
+                served += 1
                 method, path, _ = line.decode("latin-1").split(" ", 2)
                 headers: dict[str, str] = {}
                 while True:
@@ -127,9 +142,14 @@ class Receiver:
                     answer = self.script.pop(0)
                 else:
                     answer = self.default(received) if callable(self.default) else self.default
-                head = [f"HTTP/1.1 {answer.status} X", f"content-length: {len(answer.body)}"]
+                head = [f"HTTP/1.1 {answer.status} X"]
+                head.append("transfer-encoding: chunked" if answer.chunked else f"content-length: {len(answer.body)}")
                 head += [f"{k}: {v}" for k, v in answer.headers.items()]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body)
+                payload = answer.body
+                if answer.chunked:
+                    pieces = [payload[i : i + 700] for i in range(0, len(payload), 700)]
+                    payload = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
