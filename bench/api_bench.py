@@ -6,6 +6,8 @@ runs it (workers off, so the figures are the API's own), and measured on:
 
 - ``GET /bench/ping``: a trivial route added to the same app (same middleware: request id,
   size limit, metrics), no key, no database: the ceiling;
+- ``GET /bench/keyed-ping``: the same behind the API key check and the rate limiter (what
+  authentication costs, for reading the two figures below);
 - ``POST /api/payments/create``: authenticated, rate-limited (limit raised out of the way),
   a KHQR generated and one transaction (row, history, audit, event) per request;
 - ``GET /api/payments/status/{md5}``: authenticated, one read.
@@ -35,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,6 +81,9 @@ def _requests(mode: str, key: str, md5s: list[str], worker: int) -> Any:
     if mode == "ping":
         while True:
             yield b"GET /bench/ping HTTP/1.1\r\n" + host + b"\r\n"
+    elif mode == "keyed":
+        while True:
+            yield b"GET /bench/keyed-ping HTTP/1.1\r\n" + host + auth + b"\r\n"
     elif mode == "status":
         rng = random.Random(worker)
         while True:
@@ -159,6 +164,7 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> list[
 
     from bakong_console.api import create_app
     from bakong_console.api.responses import ok
+    from bakong_console.api.security import Principal, require
     from bakong_console.api.server import uvicorn_config
     from engine.config import Settings
     from engine.crypto import generate_key_spec
@@ -178,7 +184,11 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> list[
         async def ping(request: Request) -> Response:
             return ok(request, {"pong": True})
 
+        async def keyed_ping(request: Request, principal: Principal = Depends(require("payments:read"))) -> Response:  # noqa: B008
+            return ok(request, {"pong": True})
+
         app.add_api_route("/bench/ping", ping, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/bench/keyed-ping", keyed_ping, methods=["GET"], include_in_schema=False)
         _, key = await engine.api_keys.create("bench", None, actor=Actor(ActorType.CLI, "bench"))
         md5s = []
         for i in range(200):
@@ -192,7 +202,7 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> list[
             await asyncio.sleep(0.01)
         results = []
         try:
-            for mode in ("ping", "create", "status"):
+            for mode in ("ping", "keyed", "create", "status"):
                 results.append((mode, await _measure(port, mode, key, md5s, args)))
         finally:
             server.should_exit = True
@@ -227,7 +237,12 @@ async def _drop_pg(name: str) -> None:
         await conn.close()
 
 
-LABELS = {"ping": "GET /bench/ping (ceiling)", "create": "POST /api/payments/create", "status": "GET /api/payments/status/{md5}"}
+LABELS = {
+    "ping": "GET /bench/ping (ceiling)",
+    "keyed": "GET /bench/keyed-ping (key, limit)",
+    "create": "POST /api/payments/create",
+    "status": "GET /api/payments/status/{md5}",
+}
 TARGETS = {"create": 0.40, "status": 0.70}
 
 

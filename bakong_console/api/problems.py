@@ -187,8 +187,7 @@ def engine_error_response(request: Request, exc: E.BakongConsoleError) -> Respon
     if isinstance(exc, E.InvalidInput):
         errors = [{"field": field or "request", "message": exc.message}]
     headers = {"WWW-Authenticate": 'Bearer realm="bakong-console"'} if isinstance(exc, E.Unauthorized) else None
-    clock = getattr(request.app.state, "clock", None)
-    now = clock.now() if clock is not None else datetime.now().astimezone()
+    now = request.app.state.clock.now()
     return problem_response(
         request, kind, detail, status=exc.http_status, errors=errors, retry_after=_retry_after(exc, now), headers=headers
     )

@@ -6,7 +6,8 @@
 2. refuses an IP that is blocked for failing authentication (429 ``client-blocked``);
 3. reads the key from ``X-API-Key`` or ``Authorization: Bearer``; a missing or wrong key is a 401
    and counts toward the IP's block;
-4. counts the request against the key's per-minute limit (429 ``rate-limited`` with Retry-After);
+4. counts the request against the key's per-minute limit (429 ``rate-limited`` with Retry-After;
+   ``api.rate_limit_per_minute = 0`` turns the limit off);
 5. checks the scope (403 ``forbidden``).
 
 It returns a ``Principal`` whose ``actor`` (API key name + source IP) is written to the audit
@@ -114,9 +115,10 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
             if await ctx.limiter.auth_failed(ip) > 0:
                 ctx.metrics.ip_blocks += 1
             raise
-        decision = await ctx.limiter.hit(f"key:{key.id}", limit=ctx.settings.rate_limit_per_minute)
+        limit = ctx.settings.rate_limit_per_minute
+        decision = await ctx.limiter.hit(f"key:{key.id}", limit=limit) if limit > 0 else None
         request.state.rate = decision
-        if not decision.allowed:
+        if decision is not None and not decision.allowed:
             ctx.metrics.rate_limited += 1
             raise RateLimitExceeded(
                 f"more than {decision.limit} requests per minute for this API key", retry_after=decision.retry_after

@@ -185,3 +185,10 @@ async def test_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None
     assert (await client.get("/api/health", headers={"X-Request-ID": "trace-42"})).headers["x-request-id"] == "trace-42"
     odd = (await client.get("/api/health", headers={"X-Request-ID": "bad id; drop"})).headers["x-request-id"]
     assert odd != "bad id; drop" and len(odd) == 16
+
+
+@pytest.mark.parametrize("api_overrides", [{"rate_limit_per_minute": 0}])
+async def test_a_zero_rate_limit_means_no_limit(client: httpx.AsyncClient, key: str) -> None:
+    for _ in range(5):
+        response = await client.get(STATUS, headers={"X-API-Key": key})
+        assert response.status_code == 404 and "ratelimit-limit" not in response.headers
