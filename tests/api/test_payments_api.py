@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
 
 from engine import events as ev
 from engine.clock import ManualClock
