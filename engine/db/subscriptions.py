@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, text, tuple_, update
+from sqlalchemy import and_, or_, select, text, tuple_, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -681,6 +681,29 @@ async def set_invoice_payment(tx: Tx, invoice_id: str, payment_id: str, *, previ
     return result.rowcount == 1
 
 
+async def record_invoice_payment(
+    tx: Tx, invoice_id: str, payment_id: str, *, previous: str | None, amount_minor: int
+) -> SubscriptionInvoice | None:
+    """Point an OPEN invoice still at ``previous`` and priced ``amount_minor`` at its new payment,
+    in one conditional UPDATE; the invoice as it is now, or None when a condition failed."""
+    cond = SubscriptionInvoiceRow.payment_id.is_(None) if previous is None else SubscriptionInvoiceRow.payment_id == previous
+    row = (
+        await tx.session.execute(
+            update(SubscriptionInvoiceRow)
+            .where(
+                SubscriptionInvoiceRow.id == invoice_id,
+                SubscriptionInvoiceRow.status == INVOICE_OPEN,
+                SubscriptionInvoiceRow.amount_minor == amount_minor,
+                cond,
+            )
+            .values(payment_id=payment_id)
+            .returning(*SubscriptionInvoiceRow.__table__.c)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    return _invoice(row) if row is not None else None
+
+
 async def set_invoice_status(
     tx: Tx, invoice_id: str, *, expected: str, to: str, changes: dict[str, Any] | None = None
 ) -> bool:
@@ -758,12 +781,19 @@ async def due_for_renewal(tx: Tx, horizon: datetime, limit: int) -> list[Subscri
     """TRIALING/ACTIVE subscriptions whose period ends by ``horizon``, not cancelling, without a
     renewal invoice for the next period yet (range read of the (status, period end) index)."""
     inv = SubscriptionInvoiceRow
-    has_invoice = exists(
-        select(inv.id).where(
+    # A scalar subquery with LIMIT is never flattened into a join: PostgreSQL probes the unique
+    # (subscription, kind, period start) index once per candidate instead of choosing, on stale
+    # statistics after a billing burst, an anti-join that compares every pair.
+    next_invoice = (
+        select(inv.id)
+        .where(
             inv.subscription_id == SubscriptionRow.id,
             inv.kind == KIND_RENEWAL,
             inv.period_start == SubscriptionRow.current_period_end,
         )
+        .limit(1)
+        .correlate(SubscriptionRow)
+        .scalar_subquery()
     )
     rows = (
         await tx.session.scalars(
@@ -772,7 +802,7 @@ async def due_for_renewal(tx: Tx, horizon: datetime, limit: int) -> list[Subscri
                 SubscriptionRow.status.in_([SubscriptionStatus.ACTIVE.value, SubscriptionStatus.TRIALING.value]),
                 SubscriptionRow.current_period_end <= horizon,
                 SubscriptionRow.cancel_at_period_end.is_(False),
-                ~has_invoice,
+                next_invoice.is_(None),
             )
             .order_by(SubscriptionRow.current_period_end, SubscriptionRow.id)
             .limit(limit)

@@ -852,22 +852,22 @@ class SubscriptionService:
         the invoice's event (none when ``quiet``: the caller's own event carries the KHQR). A
         payment no longer wanted (invoice repriced, voided or paid) is cancelled instead. Returns
         None when the payment was not recorded."""
-        # the row lock orders two processes recording the same KHQR: the second sees the first's
-        inv = await repo.lock_invoice(tx, invoice_id)
-        if inv.payment_id == payment.id:
-            return InvoicePayment(inv, payment)  # a twin recorded it already
-        if inv.status != INVOICE_OPEN or inv.payment_id != previous:
-            await self.cancel_payment(tx, payment.id, actor=actor, reason="superseded before it was shown")
-            return None
-        if payment.amount_minor != inv.amount_minor:
+        # the common case in one statement: OPEN, still on ``previous``, same amount -> recorded
+        recorded = await repo.record_invoice_payment(tx, invoice_id, payment.id, previous=previous, amount_minor=payment.amount_minor)
+        if recorded is None:
+            # the row lock orders two processes recording the same KHQR: the second sees the first's
+            inv = await repo.lock_invoice(tx, invoice_id)
+            if inv.payment_id == payment.id:
+                return InvoicePayment(inv, payment)  # a twin recorded it already
+            if inv.status != INVOICE_OPEN or inv.payment_id != previous:
+                await self.cancel_payment(tx, payment.id, actor=actor, reason="superseded before it was shown")
+                return None
             # repriced between creating the payment and recording it: park it cancelled on the
             # invoice, which makes the next pass issue one at the new price
             await self.cancel_payment(tx, payment.id, actor=actor, reason="the invoice was repriced")
             await repo.set_invoice_payment(tx, inv.id, payment.id, previous=previous)
             return None
-        if not await repo.set_invoice_payment(tx, inv.id, payment.id, previous=previous):
-            return None
-        inv = await repo.get_invoice(tx, inv.id)
+        inv = recorded
         sub = sub or await repo.get(tx, inv.subscription_id)
         data = {**await repo.subscription_event_data(tx, sub), "invoice": repo.invoice_event_data(inv, payment), **(event_extra or {})}
         await journal.audit(
@@ -878,8 +878,6 @@ class SubscriptionService:
         if etype is not None and not quiet:
             await journal.append_event(tx, etype, "subscription", sub.id, data)
         return InvoicePayment(inv, payment)
-
-
 
     # --- billing transitions (run by the renewer) -------------------------------------------------
 

@@ -18,8 +18,10 @@ One pass, each step a bounded batch read through an index, then one short transa
 6. **remind** — PAST_DUE subscriptions get ``subscription.payment_reminder`` every
    ``reminder_interval_hours`` (0 turns reminders off), with a KHQR that can still be paid.
 
-A step that filled its batch makes the pass ask to run again at once. Everything is idempotent:
-running two renewers (or one twice) changes nothing more than one run.
+A step that filled its batch (``batch`` changes), or a pass that used up its time budget
+(``budget_seconds``, measured on the injected clock), makes the pass ask to run again at once: a
+burst of renewals is worked through in short passes. Everything is idempotent: running two
+renewers (or one twice) changes nothing more than one run.
 """
 
 from __future__ import annotations
@@ -65,23 +67,43 @@ class PassReport:
 
 class Renewer(Worker):
     name = "renewer"
+    #: At most this many changes per step of one pass.
+    DEFAULT_BATCH = 100
+    #: A pass starts no new change after this many seconds and asks to run again at once: each
+    #: renewal creates a KHQR payment in its own transaction (about 10 ms), so a burst of due
+    #: renewals is worked through in short passes that stay well inside the worker's lease.
+    DEFAULT_BUDGET_SECONDS = 1.0
 
-    def __init__(self, service: SubscriptionService, *, batch: int = 500) -> None:
+    def __init__(
+        self, service: SubscriptionService, *, batch: int = DEFAULT_BATCH, budget_seconds: float = DEFAULT_BUDGET_SECONDS
+    ) -> None:
         self.service = service
         self.storage: Storage = service.storage
         self.settings: Settings = service.settings
         self.clock: Clock = service.clock
         self.batch = batch
+        self.budget_seconds = budget_seconds
         self.last_report = PassReport()
+        self._deadline = 0.0
+
+    def _spent(self, report: PassReport, step: str, *, started: int = 0) -> bool:
+        """The pass's time is up: note that there is more to do, and stop starting changes.
+
+        Never before the pass's first change (every pass makes progress), and a pass that changed
+        nothing never asks to run again at once (no spinning on a slow read)."""
+        if report.changes + started == 0 or self.clock.monotonic() < self._deadline:
+            return False
+        if step not in report.full:
+            report.full.append(step)
+        return True
 
     async def run_once(self) -> float | None:
         report = PassReport()
-        await self._repair(report)
-        await self._settle(report)
-        await self._bill(report)
-        await self._end_periods(report)
-        await self._expire(report)
-        await self._remind(report)
+        self._deadline = self.clock.monotonic() + self.budget_seconds
+        for step in (self._repair, self._settle, self._bill, self._end_periods, self._expire, self._remind):
+            if self._spent(report, "budget"):
+                break
+            await step(report)
         self.last_report = report
         if report.changes:
             log.info("renewer pass: %s", report)
@@ -93,6 +115,8 @@ class Renewer(Worker):
         async with self.storage.read() as tx:
             items = await repo.unissued_invoices(tx, self.batch)
         for inv, _ in items:
+            if self._spent(report, "repair"):
+                break
             if await self.service.issue_payment(inv.id, actor=ACTOR) is not None:
                 report.repaired += 1
         self._more(report, "repair", len(items), report.repaired)
@@ -101,6 +125,8 @@ class Renewer(Worker):
         async with self.storage.read() as tx:
             items = await repo.paid_open_invoices(tx, self.batch)
         for item in items:
+            if self._spent(report, "settle"):
+                break
             if await self.service.settle_paid_invoice(item, actor=ACTOR):
                 report.settled += 1
         self._more(report, "settle", len(items), report.settled)
@@ -132,6 +158,8 @@ class Renewer(Worker):
         by_id = {sub.id: sub for sub in due}
         issued: list[tuple[SubscriptionInvoice, Payment]] = []
         for inv in created:
+            if self._spent(report, "bill", started=len(issued)):
+                break  # the rest get their KHQR from the repair step of the next pass
             sub = by_id[inv.subscription_id]
             issued.append((inv, await self.service.create_payment(inv, sub, plans[inv.plan_id].code, previous_id=None, actor=ACTOR)))
         # record every KHQR and write every renewal_due event of the batch in one transaction
@@ -147,6 +175,8 @@ class Renewer(Worker):
             ended = await repo.periods_ended(tx, now, self.batch)
             invoices = await repo.renewal_invoices_at(tx, [(s.id, s.current_period_end) for s in ended if s.current_period_end])
         for sub in ended:
+            if self._spent(report, "period_end"):
+                break
             found = invoices.get((sub.id, sub.current_period_end))  # type: ignore[arg-type]
             if found is not None and found[0].status == repo.INVOICE_PAID:
                 if await self.service.start_paid_period(sub.id, found[0].id, actor=ACTOR):
@@ -168,6 +198,8 @@ class Renewer(Worker):
                 tx, SubscriptionStatus.INCOMPLETE, self.batch, SubscriptionRow.incomplete_until <= now
             )
         for sub in [*past_due, *incomplete]:
+            if self._spent(report, "expire"):
+                break
             if await self.service.expire(sub.id, actor=ACTOR):
                 report.expired += 1
         self._more(report, "expire", max(len(past_due), len(incomplete)), report.expired)
@@ -187,6 +219,8 @@ class Renewer(Worker):
             )
             invoices = await repo.renewal_invoices_at(tx, [(s.id, s.current_period_end) for s in due if s.current_period_end])
         for sub in due:
+            if self._spent(report, "remind"):
+                break
             found = invoices.get((sub.id, sub.current_period_end))  # type: ignore[arg-type]
             if found is None or found[0].status != repo.INVOICE_OPEN:
                 continue

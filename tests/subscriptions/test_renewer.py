@@ -179,3 +179,41 @@ async def test_two_renewers_on_postgres_bill_each_period_once(pg_url: str, clock
             per_sub = {sid: n for sid, n in rows}
             ids = {u: (await a.subscriptions.status(u)).id for u in users}
             assert [per_sub[ids[u]] for u in users] == [1] * 20 + [2] * 20
+
+
+class SteppingClock(ManualClock):
+    """A manual clock whose monotonic reading moves on by ``step`` at every look: a slow machine."""
+
+    def __init__(self, inner: ManualClock, step: float) -> None:
+        super().__init__(inner.now())
+        self._inner = inner
+        self.step = step
+        self.looks = 0.0
+
+    def now(self):  # noqa: ANN201
+        return self._inner.now()
+
+    def monotonic(self) -> float:
+        self.looks += self.step
+        return self.looks
+
+
+async def test_a_pass_that_runs_out_of_time_hands_over_to_the_next(
+    quiet_engine: Engine, clock: ManualClock, quiet_plans: dict[str, Plan]
+) -> None:
+    await make_active(quiet_engine, [f"user-{n}" for n in range(8)])
+    clock.advance(29 * 86400)
+    slow = SteppingClock(clock, step=0.3)
+    renewer = Renewer(quiet_engine.subscriptions, budget_seconds=1.0)
+    renewer.clock = slow
+    assert await renewer.run_once() == 0.0, "out of time: run again at once"
+    first = renewer.last_report
+    assert 0 < first.billed < 8 and "bill" in first.full
+    passes = 1
+    while await renewer.run_once() == 0.0:
+        passes += 1
+        assert passes < 20
+    invoices, payments, events = await counts(quiet_engine)
+    assert len(invoices) == 8 and set(invoices.values()) == {1}
+    assert set(payments.values()) == {1}, "one KHQR per invoice, the unpaid-for ones issued by the repair step"
+    assert events[ev.SUBSCRIPTION_RENEWAL_DUE] == 8
