@@ -68,6 +68,7 @@ __all__ = [
     "next_due_at",
     "record_results",
     "recover",
+    "release",
     "replay",
     "rotate_secret",
     "wants",
@@ -428,6 +429,17 @@ async def claim(tx: Tx, candidates: Sequence[Any], *, in_flight: timedelta) -> l
             )  # fmt: skip
         )
     return out
+
+
+async def release(tx: Tx, delivery_ids: Sequence[str]) -> None:
+    """Give back claimed deliveries that were not sent: due again at once."""
+    if delivery_ids:
+        await tx.session.execute(
+            update(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.id.in_(list(delivery_ids)), WebhookDeliveryRow.status == PENDING)
+            .values(next_attempt_at=tx.now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def claim_due(

@@ -17,6 +17,7 @@ import httpx
 
 from engine import __version__
 from engine.clock import Clock
+from engine.errors import WebhookError
 from engine.webhooks.message import OutgoingMessage
 from engine.webhooks.policy import AttemptResult, parse_retry_after
 from engine.webhooks.signing import sign
@@ -71,13 +72,17 @@ class WebhookSender:
         """One attempt. Signed with this attempt's timestamp; the body is sent byte for byte."""
         started_at = self.clock.now()
         timestamp = int(started_at.timestamp())
+        t0 = time.perf_counter()
+        try:
+            signature = sign(message.msg_id, timestamp, message.body, message.secrets)
+        except WebhookError as exc:  # a stored secret that is not a whsec_ secret: nothing is sent
+            return AttemptResult(message.delivery_id, message.endpoint_id, started_at, 0.0, None, None, f"cannot sign: {exc.message}")
         headers = {
             "content-type": "application/json",
             "webhook-id": message.msg_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(message.msg_id, timestamp, message.body, message.secrets),
+            "webhook-signature": signature,
         }
-        t0 = time.perf_counter()
         status: int | None = None
         excerpt: str | None = None
         error: str | None = None

@@ -6,8 +6,9 @@ type), advancing the cursor in the same transaction. Then it sends due deliverie
 ``webhooks.concurrency`` at once through one shared HTTP client: a delivery is claimed (its
 ``next_attempt_at`` pushed past the in-flight window) before it is sent, and its result is
 recorded afterwards, so a process killed mid-flight leaves it to be sent again after the window
-(at-least-once, same ``webhook-id``). A pass claims for at most ``WAVE_SECONDS`` and then drains
-what is in flight, so the lease is renewed between passes.
+(at-least-once, same ``webhook-id``). A pass claims for at most ``WAVE_SECONDS``, hands back
+what it claimed but did not start, and drains what is in flight (at most one attempt's timeout),
+so the lease is renewed between passes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +25,6 @@ from engine.db import journal
 from engine.db import state as engine_state
 from engine.db import webhooks as repo
 from engine.db.storage import Storage
-from engine.records import WebhookEndpoint
 from engine.webhooks.message import encode_body, in_flight_window
 from engine.webhooks.sender import WebhookSender
 from engine.workers.base import Worker
@@ -55,14 +54,12 @@ class Deliverer(Worker):
         clock: Clock,
         sender: WebhookSender,
         rng: random.Random | None = None,
-        on_disabled: Callable[[list[WebhookEndpoint]], None] | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
         self.clock = clock
         self.sender = sender
         self.rng = rng or random.Random()
-        self.on_disabled = on_disabled
         self.concurrency = max(1, settings.webhooks.concurrency)
         self.in_flight = in_flight_window(settings.webhooks.timeout_seconds)
         self._cursor: int | None = None
@@ -149,20 +146,24 @@ class Deliverer(Worker):
             while True:
                 quiet = stalled or len(sends) <= low_water
                 if finished and (quiet or len(finished) >= batch):
-                    await self._record(finished)
+                    disabled = await self._record(finished)
                     finished = []
+                    if disabled:  # 410 or days of failure: what is still queued for them stays unsent
+                        queue = [item for item in queue if item.endpoint_id not in disabled]
                     # a success may have released the next event of the same subject: look again
                     exhausted = timed_out
+                if loop.time() >= deadline:
+                    exhausted = timed_out = True
+                    if queue:  # hand back what was claimed but not started: the pass ends soon
+                        await self._release(queue)
+                        queue = []
                 if not exhausted and len(queue) < slots and quiet:
-                    if loop.time() >= deadline:
-                        exhausted = timed_out = True
-                    else:
-                        want = batch - len(queue)
-                        claimed = await self._claim(want, held, held_cap)
-                        exhausted = len(claimed) < want
-                        for item in claimed:
-                            queue.append(item)
-                            held[item.endpoint_id] = held.get(item.endpoint_id, 0) + 1
+                    want = batch - len(queue)
+                    claimed = await self._claim(want, held, held_cap)
+                    exhausted = len(claimed) < want
+                    for item in claimed:
+                        queue.append(item)
+                        held[item.endpoint_id] = held.get(item.endpoint_id, 0) + 1
                 index = 0
                 while index < len(queue) and len(sends) < slots:
                     item = queue[index]
@@ -196,9 +197,12 @@ class Deliverer(Worker):
             raise
         return timed_out
 
-    async def _record(self, done: list[repo.RecordedAttempt]) -> None:
-        if not done:
-            return
+    async def _release(self, items: list[repo.ClaimedDelivery]) -> None:
+        async with self.storage.transaction() as tx:
+            await repo.release(tx, [item.delivery_id for item in items])
+
+    async def _record(self, done: list[repo.RecordedAttempt]) -> set[str]:
+        """Write finished attempts down; returns the ids of endpoints that this disabled."""
         wh = self.settings.webhooks
         async with self.storage.transaction() as tx:
             disabled = await repo.record_results(
@@ -208,8 +212,7 @@ class Deliverer(Worker):
         self.succeeded += sum(1 for d in done if d.result.succeeded)
         for endpoint in disabled:
             log.warning("webhook endpoint %s (%s) disabled: %s", endpoint.id, endpoint.url, endpoint.disabled_reason)
-        if disabled and self.on_disabled is not None:
-            self.on_disabled(disabled)
+        return {endpoint.id for endpoint in disabled}
 
     async def _next_hint(self) -> float | None:
         async with self.storage.read() as tx:

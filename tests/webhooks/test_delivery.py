@@ -251,3 +251,29 @@ async def test_a_delivery_in_flight_when_the_process_dies_is_sent_again_after_re
     assert Webhook(secret).verify(redelivered.body, redelivered.headers)["data"]["id"] == "pay_1"
     assert delivery.status == "SUCCEEDED" and delivery.endpoint_id == endpoint.id
     assert [a.attempt for a in attempts] == [1] and len(attempt_rows) == 1
+
+
+async def test_a_long_pass_hands_back_what_it_claimed_but_did_not_start(
+    db_url: str, clock: ManualClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.workers import deliverer
+
+    monkeypatch.setattr(deliverer, "WAVE_SECONDS", 0.2)
+    receiver.hold()
+    async with open_webhook_engine(make_settings(db_url, webhooks={"concurrency": 2}), clock) as engine:
+        await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
+        async with engine.storage.transaction() as tx:
+            for n in range(6):
+                await journal.append_event(tx, ev.PAYMENT_COMPLETED, "payment", f"pay_{n}", {"id": f"pay_{n}"})
+        await asyncio.wait_for(receiver.holding.wait(), 10)
+        await asyncio.sleep(0.5)  # real time: the pass stops claiming and gives back its queue
+        rows, _ = await engine.webhooks.list_deliveries()
+        in_flight = [d for d in rows if d.next_attempt_at > clock.now()]
+        handed_back = [d for d in rows if d.next_attempt_at <= clock.now()]
+        assert len(in_flight) == 2 and len(handed_back) == 4
+        assert all(d.status == "PENDING" and d.attempt_count == 0 for d in rows)
+        receiver.release()
+        await settle(engine)
+        rows, _ = await engine.webhooks.list_deliveries()
+    assert {d.status for d in rows} == {"SUCCEEDED"}
+    assert sorted(r.json["data"]["id"] for r in receiver.requests) == [f"pay_{n}" for n in range(6)]
