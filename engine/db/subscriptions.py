@@ -234,6 +234,7 @@ def invoice_event_data(inv: SubscriptionInvoice, payment: Payment | None = None)
         "period_start": _iso(inv.period_start),
         "period_end": _iso(inv.period_end),
         "paid_at": _iso(inv.paid_at),
+        "payment_id": inv.payment_id,
         "payment": None,
     }
     if payment is not None:
@@ -697,6 +698,20 @@ async def record_invoice_payment(
                 cond,
             )
             .values(payment_id=payment_id)
+            .returning(*SubscriptionInvoiceRow.__table__.c)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    return _invoice(row) if row is not None else None
+
+
+async def settle_invoice(tx: Tx, invoice_id: str, *, payment_id: str, paid_at: datetime) -> SubscriptionInvoice | None:
+    """OPEN -> PAID by ``payment_id`` in one conditional UPDATE; None if it was not OPEN any more."""
+    row = (
+        await tx.session.execute(
+            update(SubscriptionInvoiceRow)
+            .where(SubscriptionInvoiceRow.id == invoice_id, SubscriptionInvoiceRow.status == INVOICE_OPEN)
+            .values(status=INVOICE_PAID, paid_at=paid_at, payment_id=payment_id)
             .returning(*SubscriptionInvoiceRow.__table__.c)
             .execution_options(synchronize_session=False)
         )

@@ -697,10 +697,14 @@ class SubscriptionService:
                 assert sub.current_period_end is not None
                 effective = sub.current_period_end
                 nxt = await repo.invoice_for_period(tx, sub.id, KIND_RENEWAL, sub.current_period_end)
-                if nxt is not None and nxt.status == INVOICE_PAID:
-                    effective = nxt.period_end
-                elif nxt is not None:
-                    await self.void_invoice(tx, nxt.id, actor=actor, reason="cancelled at period end")
+                if nxt is not None:
+                    nxt = await repo.lock_invoice(tx, nxt.id)
+                    paid = nxt.payment_id is not None and (await payment_repo.get(tx, nxt.payment_id)).status is PaymentStatus.PAID
+                    if nxt.status == INVOICE_PAID or (nxt.status == INVOICE_OPEN and paid):
+                        # the next period is paid (perhaps not yet settled): it runs out first
+                        effective = nxt.period_end
+                    elif nxt.status == INVOICE_OPEN:
+                        await self.void_invoice(tx, nxt.id, actor=actor, reason="cancelled at period end")
                 await self.drop_pending_upgrade(tx, sub, actor=actor, reason="replaced by a cancellation")
                 changed = await repo.transition(
                     tx, sub.id, expected=[sub.status], to=None, actor=actor, reason=why,
@@ -900,25 +904,22 @@ class SubscriptionService:
         applied when the period ends. Returns False if another process settled it first."""
         reissue: list[str] = []
         async with self.storage.transaction() as tx:
-            inv = paid.invoice
             paid_at = min(paid.paid_at or tx.now, tx.now)
-            settled = await repo.set_invoice_status(
-                tx, inv.id, expected=INVOICE_OPEN, to=INVOICE_PAID, changes={"paid_at": paid_at, "payment_id": paid.payment_id}
-            )
-            if not settled:
+            settled = await repo.settle_invoice(tx, paid.invoice.id, payment_id=paid.payment_id, paid_at=paid_at)
+            if settled is None:
                 return False
-            if inv.payment_id and inv.payment_id != paid.payment_id:
-                await self.cancel_payment(tx, inv.payment_id, actor=actor, reason="an earlier KHQR of this invoice was paid")
-            inv = await repo.get_invoice(tx, inv.id)
-            payment = await payment_repo.get(tx, paid.payment_id)
+            inv = settled
+            if paid.invoice.payment_id and paid.invoice.payment_id != paid.payment_id:
+                await self.cancel_payment(tx, paid.invoice.payment_id, actor=actor, reason="an earlier KHQR of this invoice was paid")
             await journal.audit(
-                tx, actor, "subscription.invoice_paid", "subscription", inv.subscription_id, after=repo.invoice_event_data(inv, payment)
+                tx, actor, "subscription.invoice_paid", "subscription", inv.subscription_id, after=repo.invoice_event_data(inv)
             )
             sub = await repo.get(tx, inv.subscription_id)
             if inv.kind == KIND_INITIAL and sub.status is S.INCOMPLETE:
+                payment = await payment_repo.get(tx, paid.payment_id)
                 start, end = paid_at, paid_at + timedelta(days=sub.cycle_days)
                 await repo.update_invoice(tx, inv.id, period_start=start, period_end=end)
-                inv = await repo.get_invoice(tx, inv.id)
+                inv = replace(inv, period_start=start, period_end=end)
                 await repo.transition(
                     tx, sub.id, expected=[S.INCOMPLETE], to=S.ACTIVE, actor=actor, reason="first payment received",
                     event_type=ev.SUBSCRIPTION_ACTIVATED, action="subscription.activate",
@@ -926,8 +927,10 @@ class SubscriptionService:
                     event_extra={"invoice": repo.invoice_event_data(inv, payment)},
                 )  # fmt: skip
             elif inv.kind == KIND_RENEWAL and sub.status is S.PAST_DUE and sub.current_period_end == inv.period_start:
+                payment = await payment_repo.get(tx, paid.payment_id)
                 await self._start_period(tx, sub, inv, payment, actor=actor, reason="renewal paid during grace")
             elif inv.kind == KIND_UPGRADE and sub.pending_invoice_id == inv.id and sub.status in (S.ACTIVE, S.TRIALING):
+                payment = await payment_repo.get(tx, paid.payment_id)
                 reissue += await self._apply_upgrade(tx, sub, inv, payment, actor=actor)
             elif inv.kind != KIND_RENEWAL or not sub.status.is_live:
                 log.warning("subscription %s: invoice %s paid while %s: nothing to apply", sub.id, inv.id, sub.status.value)
@@ -988,16 +991,15 @@ class SubscriptionService:
             event_extra={"invoice": repo.invoice_event_data(inv, payment)}, extra_events=extra,
         )  # fmt: skip
 
-    async def start_paid_period(self, sub_id: str, invoice_id: str, *, actor: Actor) -> bool:
-        """At period end with the next period paid: start it."""
+    async def start_paid_period(self, sub: Subscription, inv: SubscriptionInvoice, *, actor: Actor) -> bool:
+        """At period end with the next period paid (``inv``, PAID: that never changes): start it.
+        The guard on the period end makes a second renewer's attempt match nothing."""
         async with self.storage.transaction() as tx:
-            sub = await repo.get(tx, sub_id)
-            inv = await repo.get_invoice(tx, invoice_id)
+            sub = await repo.get(tx, sub.id)  # its pending change as it is now, not as the batch read it
             if inv.status != INVOICE_PAID or sub.status not in (S.ACTIVE, S.TRIALING) or sub.current_period_end != inv.period_start:
                 return False
-            payment = await payment_repo.get(tx, inv.payment_id) if inv.payment_id else None
             reason = "trial ended; first period paid" if sub.status is S.TRIALING else "period ended; next period paid"
-            return await self._start_period(tx, sub, inv, payment, actor=actor, reason=reason) is not None
+            return await self._start_period(tx, sub, inv, None, actor=actor, reason=reason) is not None
 
     async def end_at_period_end(self, sub_id: str, *, actor: Actor) -> bool:
         """A cancellation scheduled for the period end takes effect (at the period end)."""

@@ -179,7 +179,7 @@ class Renewer(Worker):
                 break
             found = invoices.get((sub.id, sub.current_period_end))  # type: ignore[arg-type]
             if found is not None and found[0].status == repo.INVOICE_PAID:
-                if await self.service.start_paid_period(sub.id, found[0].id, actor=ACTOR):
+                if await self.service.start_paid_period(sub, found[0], actor=ACTOR):
                     report.renewed += 1
             elif sub.cancel_at_period_end:
                 if await self.service.end_at_period_end(sub.id, actor=ACTOR):
