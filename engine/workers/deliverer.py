@@ -41,6 +41,8 @@ CLAIM_FACTOR = 4
 #: Attempts in flight this long without an answer count as slow: database work goes ahead.
 STALL_SECONDS = 0.05
 FAN_OUT_BATCH = 500
+#: With no endpoint enabled, how often the cursor (moved in memory) is written down.
+CURSOR_PERSIST_SECONDS = 30.0
 
 
 class Deliverer(Worker):
@@ -63,6 +65,8 @@ class Deliverer(Worker):
         self.concurrency = max(1, settings.webhooks.concurrency)
         self.in_flight = in_flight_window(settings.webhooks.timeout_seconds)
         self._cursor: int | None = None
+        self._stored = 0
+        self._persisted_at = float("-inf")
         #: Counters the console and the bench read.
         self.sent = 0
         self.succeeded = 0
@@ -73,28 +77,49 @@ class Deliverer(Worker):
     # --- fan-out ----------------------------------------------------------------------------------
 
     async def fan_out(self) -> int:
-        """Turn newly committed events into deliveries; returns how many events were consumed."""
+        """Turn newly committed events into deliveries; returns how many events were consumed.
+
+        With no endpoint enabled the cursor only moves in memory and is written down now and then
+        (every ``CURSOR_PERSIST_SECONDS``): an engine without webhooks adds no write to each change.
+        """
         if self._cursor is None:
             async with self.storage.read() as tx:
-                self._cursor = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
+                self._stored = self._cursor = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
         total = 0
         while True:
             async with self.storage.read() as tx:
                 events = await journal.events_since(tx, self._cursor, limit=FAN_OUT_BATCH)
                 endpoints = await repo.enabled_endpoints(tx) if events else []
-            if not events:
-                return total
-            async with self.storage.transaction() as tx:
-                stored = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
-                if stored != self._cursor:  # someone else moved it (a lease change): start from theirs
-                    self._cursor = stored
+            if events and not endpoints:
+                self._cursor = events[-1].sequence
+                total += len(events)
+                if len(events) == FAN_OUT_BATCH:
                     continue
-                await repo.fan_out(tx, events, endpoints)
-                await engine_state.set_state(tx, CURSOR_STATE, {"sequence": events[-1].sequence})
-            self._cursor = events[-1].sequence
+            if not events or not endpoints:
+                if self._cursor != self._stored and self.clock.monotonic() - self._persisted_at >= CURSOR_PERSIST_SECONDS:
+                    await self._persist_cursor([], [])
+                return total
+            if not await self._persist_cursor(events, endpoints):
+                continue
             total += len(events)
             if len(events) < FAN_OUT_BATCH:
                 return total
+
+    async def _persist_cursor(self, events: list[Any], endpoints: list[Any]) -> bool:
+        """Write the deliveries for ``events`` and move the stored cursor past them (or to the
+        in-memory cursor), in one transaction; False if another process moved it meanwhile."""
+        target = events[-1].sequence if events else self._cursor
+        async with self.storage.transaction() as tx:
+            stored = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
+            if stored != self._stored:  # someone else moved it (a lease change): start from theirs
+                self._stored = self._cursor = stored
+                return False
+            if events:
+                await repo.fan_out(tx, events, endpoints)
+            await engine_state.set_state(tx, CURSOR_STATE, {"sequence": target})
+        self._stored = self._cursor = target
+        self._persisted_at = self.clock.monotonic()
+        return True
 
     # --- sending ----------------------------------------------------------------------------------
 

@@ -277,3 +277,37 @@ async def test_a_long_pass_hands_back_what_it_claimed_but_did_not_start(
         rows, _ = await engine.webhooks.list_deliveries()
     assert {d.status for d in rows} == {"SUCCEEDED"}
     assert sorted(r.json["data"]["id"] for r in receiver.requests) == [f"pay_{n}" for n in range(6)]
+
+
+async def test_the_fan_out_cursor_is_durable_and_costs_no_write_without_endpoints(
+    engine_settings, clock: ManualClock, receiver: Receiver  # noqa: ANN001
+) -> None:
+    from engine.db import state as engine_state
+
+    async def stored(engine: Engine) -> int:
+        async with engine.storage.read() as tx:
+            return int((await engine_state.get_state(tx, "deliverer.cursor") or {"sequence": 0})["sequence"])
+
+    async with open_webhook_engine(engine_settings, clock) as engine:
+        await settle(engine)
+        first = await emit(engine, ev.PAYMENT_CREATED, "pay_0")
+        await settle(engine)
+        assert await stored(engine) == first.sequence  # the first pass writes it down
+        for n in (1, 2):
+            last = await emit(engine, ev.PAYMENT_CREATED, f"pay_{n}")
+        await settle(engine)
+        assert await stored(engine) == first.sequence  # no endpoint: moved in memory only
+        await run_for(engine, clock, 31, step=5)
+        assert await stored(engine) == last.sequence  # ...and written down now and then
+
+        await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
+        wanted = await emit(engine, ev.PAYMENT_COMPLETED, "pay_2")
+        await settle(engine)
+        assert await stored(engine) == wanted.sequence
+    assert [r.webhook_id for r in receiver.requests] == [wanted.id]
+
+    async with open_webhook_engine(engine_settings, clock, holder="restarted") as again:
+        await run_for(again, clock, 40, step=10)
+        later = await emit(again, ev.PAYMENT_TIMEOUT, "pay_1")
+        await settle(again)
+    assert [r.webhook_id for r in receiver.requests] == [wanted.id, later.id]  # nothing sent twice
