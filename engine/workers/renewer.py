@@ -73,6 +73,8 @@ class Renewer(Worker):
     #: renewal creates a KHQR payment in its own transaction (about 10 ms), so a burst of due
     #: renewals is worked through in short passes that stay well inside the worker's lease.
     DEFAULT_BUDGET_SECONDS = 1.0
+    #: Renewal invoices inserted (one statement) and given their KHQRs together.
+    BILL_CHUNK = 20
 
     def __init__(
         self, service: SubscriptionService, *, batch: int = DEFAULT_BATCH, budget_seconds: float = DEFAULT_BUDGET_SECONDS
@@ -139,35 +141,41 @@ class Renewer(Worker):
             plans = await repo.plans_by_id(tx, {self.service.next_period_plan_id(sub) for sub in due})
         if not due:
             return
-        rows = []
-        for sub in due:
-            plan = plans[self.service.next_period_plan_id(sub)]
-            assert sub.current_period_end is not None
-            rows.append(
-                dict(
-                    subscription_id=sub.id,
-                    period_start=sub.current_period_end,
-                    period_end=sub.current_period_end + timedelta(days=plan.cycle_days),
-                    plan_id=plan.id,
-                    amount_minor=plan.price_minor,
-                    currency=plan.currency,
-                )
-            )
-        async with self.storage.transaction() as tx:
-            created = await repo.insert_renewal_invoices(tx, rows)
         by_id = {sub.id: sub for sub in due}
-        issued: list[tuple[SubscriptionInvoice, Payment]] = []
-        for inv in created:
-            if self._spent(report, "bill", started=len(issued)):
-                break  # the rest get their KHQR from the repair step of the next pass
-            sub = by_id[inv.subscription_id]
-            issued.append((inv, await self.service.create_payment(inv, sub, plans[inv.plan_id].code, previous_id=None, actor=ACTOR)))
-        # record every KHQR and write every renewal_due event of the batch in one transaction
-        async with self.storage.transaction() as tx:
-            for inv, payment in issued:
-                if await self.service.attach_payment(tx, inv.id, payment, previous=None, actor=ACTOR, sub=by_id[inv.subscription_id]):
-                    report.billed += 1
-        self._more(report, "bill", len(due), len(created))
+        created_total = 0
+        # in chunks, so that a pass out of time leaves few invoices for the repair step
+        for first in range(0, len(due), self.BILL_CHUNK):
+            if self._spent(report, "bill"):
+                break
+            rows = []
+            for sub in due[first : first + self.BILL_CHUNK]:
+                plan = plans[self.service.next_period_plan_id(sub)]
+                assert sub.current_period_end is not None
+                rows.append(
+                    dict(
+                        subscription_id=sub.id,
+                        period_start=sub.current_period_end,
+                        period_end=sub.current_period_end + timedelta(days=plan.cycle_days),
+                        plan_id=plan.id,
+                        amount_minor=plan.price_minor,
+                        currency=plan.currency,
+                    )
+                )
+            async with self.storage.transaction() as tx:
+                created = await repo.insert_renewal_invoices(tx, rows)
+            created_total += len(created)
+            # each KHQR is created AFTER its invoice was committed (payments.initiate, its own
+            # transaction); a crash in between is mended by the repair step of the next pass
+            issued: list[tuple[SubscriptionInvoice, Payment]] = []
+            for inv in created:
+                sub = by_id[inv.subscription_id]
+                issued.append((inv, await self.service.create_payment(inv, sub, plans[inv.plan_id].code, previous_id=None, actor=ACTOR)))
+            # record the chunk's KHQRs and write its renewal_due events in one transaction
+            async with self.storage.transaction() as tx:
+                for inv, payment in issued:
+                    if await self.service.attach_payment(tx, inv.id, payment, previous=None, actor=ACTOR, sub=by_id[inv.subscription_id]):
+                        report.billed += 1
+        self._more(report, "bill", len(due), created_total)
 
     async def _end_periods(self, report: PassReport) -> None:
         now = self.clock.now()

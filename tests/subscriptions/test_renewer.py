@@ -203,9 +203,10 @@ async def test_a_pass_that_runs_out_of_time_hands_over_to_the_next(
 ) -> None:
     await make_active(quiet_engine, [f"user-{n}" for n in range(8)])
     clock.advance(29 * 86400)
-    slow = SteppingClock(clock, step=0.3)
+    slow = SteppingClock(clock, step=0.5)
     renewer = Renewer(quiet_engine.subscriptions, budget_seconds=1.0)
     renewer.clock = slow
+    renewer.BILL_CHUNK = 2
     assert await renewer.run_once() == 0.0, "out of time: run again at once"
     first = renewer.last_report
     assert 0 < first.billed < 8 and "bill" in first.full
@@ -215,5 +216,5 @@ async def test_a_pass_that_runs_out_of_time_hands_over_to_the_next(
         assert passes < 20
     invoices, payments, events = await counts(quiet_engine)
     assert len(invoices) == 8 and set(invoices.values()) == {1}
-    assert set(payments.values()) == {1}, "one KHQR per invoice, the unpaid-for ones issued by the repair step"
+    assert set(payments.values()) == {1}, "one KHQR per invoice"
     assert events[ev.SUBSCRIPTION_RENEWAL_DUE] == 8
