@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +160,7 @@ async def passes(renewer: Renewer, counter: QueryCounter, label: str) -> tuple[f
 
 
 async def run_one(label: str, url: str, args: argparse.Namespace) -> None:
-    clock = ManualClock()
-    from datetime import UTC, datetime
-
-    clock.set(datetime.now(UTC))
+    clock = ManualClock(datetime.now(UTC))
     settings = settings_for(url, deep_links=args.deep_links)
     async with Engine.open(settings, clock=clock, migrate=True, ids=IdFactory(clock, random.Random(3))) as engine:
         t0 = time.perf_counter()

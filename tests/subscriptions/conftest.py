@@ -7,7 +7,6 @@ from datetime import datetime
 
 import pytest
 
-from engine import events as ev
 from engine.clock import ManualClock
 from engine.config import Settings
 from engine.db import journal
