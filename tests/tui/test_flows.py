@@ -3,7 +3,7 @@ the engine recorded (rows, history, audit) after each key press."""
 
 from __future__ import annotations
 
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from bakong_console.tui.dialogs.payment_dialogs import CancelPaymentDialog, PaymentQRDialog, ResolveDialog
 from bakong_console.tui.screens.board import BoardScreen
@@ -135,6 +135,9 @@ async def test_resolve_needs_review_with_a_reason(engine: Engine, clock: ManualC
         assert "A reason is required" in shown(dialog.query_one("#resolve-reason-error", Static))
         assert app.screen is dialog
         dialog.query_one("#resolve-reason", Input).value = "customer topped up the 0.01 in cash"
+        # A Button ignores clicks while its press animation runs (as it would for a real double click).
+        accept = dialog.query_one("#resolve-accept", Button)
+        await wait_until(pilot, lambda: not accept.has_class("-active"), what="the button press to finish")
         await pilot.click("#resolve-accept")
         await wait_until(pilot, lambda: table.get(payment.id).status is PaymentStatus.PAID, what="PAID")
         history = await engine.payments.history(payment.id)
