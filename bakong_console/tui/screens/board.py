@@ -71,8 +71,10 @@ class BoardScreen(PaymentActions):
         self.filter_key = "all"
         self.search_text = ""
         #: True until every page of the current filter is on the board.
-        self.loading = False
+        self.loading_pages = False
         self._early_events: dict[str, Event] = {}
+        #: What the action keys depended on when the footer was last refreshed.
+        self._bindings_key: tuple[bool, PaymentStatus | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield EngineHeader()
@@ -108,7 +110,16 @@ class BoardScreen(PaymentActions):
         return row.status if row else None
 
     def on_pending_payments_table_highlighted(self, message: PendingPaymentsTable.Highlighted) -> None:
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """Refresh the footer only when what the keys can do has changed (whether a payment is
+        under the cursor, and its status): the footer rebuilds itself on each refresh, which at
+        100 changes a second would cost more than the changes."""
+        key = (self.current_payment_id() is not None, self.current_status())
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
 
     def on_pending_payments_table_selected(self, message: PendingPaymentsTable.Selected) -> None:
         self.app.open_payment(message.payment_id)
@@ -194,7 +205,7 @@ class BoardScreen(PaymentActions):
         """Read the board's rows: the first page at once, then the rest page by page."""
         payments = self.app.engine.payments
         flt = PaymentFilter(statuses=self.statuses, text=self.search_text or None)
-        self.loading = True
+        self.loading_pages = True
         self._early_events = {}
         table = self.table
         page, cursor = await payments.search(flt, limit=FIRST_PAGE)
@@ -208,10 +219,10 @@ class BoardScreen(PaymentActions):
             total += len(page)
             self._replay_early_events()
             self._show_filter(table.row_count)
-        self.loading = False
+        self.loading_pages = False
         self._early_events = {}
         self._show_filter(table.row_count)
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def _replay_early_events(self) -> None:
         # A page read before an event committed may carry the older state: events that arrived
@@ -228,7 +239,7 @@ class BoardScreen(PaymentActions):
         """Apply the newest event of each changed payment to its row (the bridge's signal)."""
         refresh_totals = False
         for payment_id, event in changes.items():
-            if self.loading and self.table.get(payment_id) is None:
+            if self.loading_pages and self.table.get(payment_id) is None:
                 self._early_events[payment_id] = event
             self._apply(payment_id, event)
             if event.payload.get("status") in _TOTALS_EVENTS:
@@ -236,7 +247,7 @@ class BoardScreen(PaymentActions):
         self.table.applied(list(changes))
         if refresh_totals:
             self.refresh_totals()
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
 
     def _apply(self, payment_id: str, event: Event) -> None:
         table = self.table
