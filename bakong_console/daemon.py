@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
@@ -47,6 +48,15 @@ async def _heartbeat(engine: Engine, every: float, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=every)
 
 
+async def _serve_api(server: Any, settings: Settings) -> None:
+    """uvicorn's ``serve``, with its ``sys.exit(1)`` on a failed start (port taken) turned into
+    an ordinary failure: the daemon then stops its workers cleanly and exits 1."""
+    try:
+        await server.serve()
+    except SystemExit:
+        raise RuntimeError(f"the HTTP API could not listen on {settings.api.host}:{settings.api.port}") from None
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -71,23 +81,17 @@ async def run_daemon(
             )
             tasks = [asyncio.create_task(_heartbeat(engine, settings.daemon.heartbeat_seconds, stop), name="daemon.heartbeat")]
             server = None
+            api = None
             if serve_api:
                 import uvicorn
 
                 from bakong_console.api.app import create_app
+                from bakong_console.api.server import uvicorn_config
 
-                server = uvicorn.Server(
-                    uvicorn.Config(
-                        create_app(engine),
-                        host=settings.api.host,
-                        port=settings.api.port,
-                        lifespan="off",
-                        log_level="warning",
-                        access_log=False,
-                    )
-                )
+                api = create_app(engine)
+                server = uvicorn.Server(uvicorn_config(api, settings.api))
                 server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours are installed
-                tasks.append(asyncio.create_task(server.serve(), name="daemon.api"))
+                tasks.append(asyncio.create_task(_serve_api(server, settings), name="daemon.api"))
                 log.info("HTTP API on http://%s:%d/api/docs", settings.api.host, settings.api.port)
             if on_ready is not None:
                 on_ready(engine)
@@ -99,6 +103,8 @@ async def run_daemon(
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             stopper.cancel()
+            if api is not None:
+                await api.state.api.aclose()
             failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
             for task in failed:
                 log.error("%s failed: %s", task.get_name(), task.exception())

@@ -20,6 +20,9 @@ CURRENCIES = tuple(EXPONENT)
 #: ISO 4217 numeric codes as KHQR writes them (tag 53).
 NUMERIC_CODE = {"KHR": "116", "USD": "840"}
 CURRENCY_BY_NUMERIC = {v: k for k, v in NUMERIC_CODE.items()}
+#: Amounts must stay below 10**15 major units: far above any real payment, and the minor units
+#: then always fit the database's 64-bit integer (and are cheap to compute for any input).
+MAX_DIGITS = 15
 
 
 def check_currency(currency: str) -> str:
@@ -40,6 +43,8 @@ def to_minor(amount: Decimal | int | str, currency: str) -> int:
         raise InvalidInput(f"amount {amount!r} is not a number", field="amount") from None
     if not value.is_finite():
         raise InvalidInput(f"amount {amount!r} is not a number", field="amount")
+    if value and value.adjusted() >= MAX_DIGITS:
+        raise InvalidInput(f"amount is too large: at most {MAX_DIGITS} digits before the decimal point", field="amount")
     scaled = value.scaleb(EXPONENT[currency])
     if scaled != scaled.to_integral_value():
         unit = "whole riel" if currency == "KHR" else "at most 2 decimals"

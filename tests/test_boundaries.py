@@ -58,16 +58,21 @@ def test_importing_the_engine_loads_no_textual_typer_or_face(tmp_path: Path) -> 
 
 def test_running_serve_loads_no_textual(tmp_path: Path) -> None:
     code = """
-import asyncio
+import asyncio, dataclasses, socket
 from engine.config import Settings
 from bakong_console.daemon import run_daemon
 from bakong_console.cli import main  # the CLI as `bakong-console serve` loads it
 
 async def go():
     stop = asyncio.Event()
-    code = await run_daemon(Settings(), with_api=False, on_ready=lambda engine: stop.set(), stop=stop)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = Settings()
+    settings = dataclasses.replace(base, api=dataclasses.replace(base.api, enabled=True, host="127.0.0.1", port=port))
+    code = await run_daemon(settings, on_ready=lambda engine: stop.set(), stop=stop)
     assert code == 0
 asyncio.run(go())
 """
     loaded = _loaded_after(code, tmp_path)
-    assert "engine" in loaded and "textual" not in loaded
+    assert "engine" in loaded and "fastapi" in loaded and "textual" not in loaded

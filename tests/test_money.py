@@ -42,3 +42,15 @@ def test_money_never_adds_across_currencies() -> None:
     assert Money("USD", 100) + Money("USD", 50) == Money("USD", 150)
     with pytest.raises(InvalidInput):
         Money("USD", 100) + Money("KHR", 100)
+
+
+@pytest.mark.parametrize("amount", ["1e99999", "1E999999999", "1" * 16, "-1e20", "9" * 5000])
+def test_to_minor_refuses_huge_amounts_at_once(amount: str) -> None:
+    with pytest.raises(InvalidInput, match="too large"):
+        to_minor(amount, "USD")
+
+
+def test_largest_amount_fits_a_64_bit_column() -> None:
+    assert to_minor("9" * 15 + ".99", "USD") == int("9" * 17) < 2**63
+    with pytest.raises(InvalidInput, match="whole riel"):
+        to_minor("1e-99999", "KHR")

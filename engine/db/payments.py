@@ -450,7 +450,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, pid = json.loads(raw)
-        return datetime.fromisoformat(at), str(pid)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("cursor time without a timezone")
+        return when, str(pid)
     except (ValueError, TypeError):
         raise InvalidInput("invalid cursor", field="cursor") from None
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine import events as ev
@@ -26,8 +28,16 @@ from tests.conftest import TEST_DATA_KEY
 CASHIER = Actor(ActorType.CASHIER, "dara")
 
 
-def _config(tmp_path: Path, db_url: str) -> Path:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(tmp_path: Path, db_url: str, *, api_port: int | None = None) -> Path:
     path = tmp_path / "daemon.toml"
+    api = "enabled = false" if api_port is None else f'enabled = true\nhost = "127.0.0.1"\nport = {api_port}'
+
     path.write_text(
         f"""
 [database]
@@ -43,13 +53,20 @@ lease_seconds = 1.5
 heartbeat_seconds = 0.5
 stop_timeout_seconds = 5.0
 [api]
-enabled = false
+{api}
 [logging]
 format = "json"
 """,
         encoding="utf-8",
     )
     return path
+
+
+def _upgrade(config: Path) -> None:
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "bakong_console", "--config", str(config), "db", "upgrade"], capture_output=True, text=True, timeout=60
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -142,6 +159,51 @@ async def test_signals_stop_the_daemon_cleanly(sqlite_url: str, tmp_path: Path, 
         if daemon.poll() is None:
             daemon.kill()
     assert '"daemon stopped"' in log.read_text()
+
+
+async def test_serve_answers_the_api_and_stops_on_sigterm_with_leases_released(sqlite_url: str, tmp_path: Path) -> None:
+    port = _free_port()
+    config = _config(tmp_path, sqlite_url, api_port=port)
+    _upgrade(config)
+    log = tmp_path / "daemon.log"
+    daemon = _start(config, log)
+    try:
+        deadline = time.monotonic() + 30
+        health = None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            while time.monotonic() < deadline and daemon.poll() is None:
+                try:
+                    health = await client.get("/api/health")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        assert health is not None and health.status_code == 200, log.read_text()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert '"daemon stopped"' in log.read_text()
+    settings = load_settings(config)
+    async with Engine.open(settings, clock=SystemClock(), run_workers=False) as engine:
+        now = engine.clock.now()
+        assert [lease.name for lease in await engine.leases() if lease.expires_at > now] == []
+
+
+def test_serve_with_the_api_port_taken_exits_one_after_stopping_cleanly(sqlite_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, sqlite_url, api_port=port)
+        _upgrade(config)
+        result = subprocess.run(
+            [sys.executable, "-m", "bakong_console", "--config", str(config), "serve"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"could not listen on 127.0.0.1:{port}" in result.stderr + result.stdout
+    assert '"daemon stopped"' in result.stderr + result.stdout
 
 
 def test_bad_config_exits_non_zero_with_one_line(tmp_path: Path) -> None:

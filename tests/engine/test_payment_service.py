@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import json
 
 import pytest
 
@@ -163,6 +165,10 @@ async def test_search_pages_and_csv_export(engine: Engine, clock: ManualClock) -
     page3, end = await engine.payments.search(PaymentFilter(currency="USD"), limit=3, cursor=cursor2)
     refs = [p.reference for p in page1 + page2 + page3]
     assert refs == [f"R{n}" for n in range(6, -1, -1)] and end is None
+    crafted = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00", "x"]).encode()).decode().rstrip("=")
+    for bad in (crafted, "not-a-cursor", "e30"):
+        with pytest.raises(InvalidInput, match="invalid cursor"):
+            await engine.payments.search(PaymentFilter(), cursor=bad)
     found, _ = await engine.payments.search(PaymentFilter(text="R3"))
     assert [p.reference for p in found] == ["R3"]
     out = io.StringIO()
