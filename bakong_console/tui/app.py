@@ -112,6 +112,9 @@ class BakongConsoleApp(App[int]):
         self.subscriptions_signal: Signal[Event] = Signal(self, "subscriptions")
         self.audit_signal: Signal[Event] = Signal(self, "audit")
         self.bridge = EngineBridge(self, engine.bus)
+        #: The fingerprint of the token Bakong refused (errorCode 6), from the poller's alert: the
+        #: token alert stays up while that token is in use, whatever its own expiry date says.
+        self.refused_token: str | None = None
         if keymap:
             self.set_keymap(keymap)
 
@@ -165,6 +168,7 @@ class BakongConsoleApp(App[int]):
             text = f"Bakong quota spent until {clock_time(_iso(event.payload['until']))}"
         elif event.type == ev.ALERT_TOKEN_EXPIRED:
             text = "Bakong token expired: polling paused until a new token is set"
+            self.refused_token = str(event.payload.get("token") or "") or None
         elif event.type == ev.ALERT_WEBHOOK_ENDPOINT_DISABLED:
             text = f"webhook endpoint {event.payload.get('url') or event.subject_id} disabled"
         elif event.type == ev.ALERT_BAKONG_UNREACHABLE:
@@ -203,6 +207,13 @@ class BakongConsoleApp(App[int]):
         leases = await engine.leases()
         usage = await engine.client.budget_usage()
         token = engine.client.token_info()
+        paused = engine.poller_state
+        refused = token is not None and token.fingerprint in (
+            self.refused_token,
+            paused.paused_fingerprint if paused.paused_reason else None,
+        )
+        if token is None or not refused:
+            self.refused_token = None
         poller = next((lease for lease in leases if lease.name == "poller"), None)
         if poller is None or poller.expires_at <= now:
             workers = "nobody"
@@ -215,7 +226,7 @@ class BakongConsoleApp(App[int]):
             requests_left=usage.remaining,
             requests_budget=usage.budget,
             token_days=token.days_left if token else None,
-            token_expired=bool(token and token.expired),
+            token_expired=bool(token and (token.expired or refused)),
         )
         if status != self.state.status:
             self.state.status = status
@@ -226,7 +237,7 @@ class BakongConsoleApp(App[int]):
             )
         elif workers != "nobody":
             self.clear_alert("daemon")
-        if token is not None and token.expired:
+        if token is not None and (token.expired or refused):
             self.set_alert(Alert("token", "Bakong token expired: polling paused until a new token is set", "error"))
         elif "token" in self.state.alerts and token is not None and not token.expired and self.state.alerts["token"].severity == "error":
             self.clear_alert("token")
