@@ -549,18 +549,20 @@ async def soonest_expiry(tx: Tx) -> datetime | None:
     )
 
 
+_payments = PaymentRow.__table__
+# A Core statement: executed with many parameter sets it is a plain executemany (an ORM update()
+# with a list of parameters would be SQLAlchemy's "bulk UPDATE by primary key" instead).
 _RECORD_CHECKS = (
-    update(PaymentRow)
-    .where(PaymentRow.id == bindparam("pid"), PaymentRow.status == bindparam("expected_status"))
+    update(_payments)
+    .where(_payments.c.id == bindparam("pid"), _payments.c.status == bindparam("expected_status"))
     .values(
-        check_count=PaymentRow.check_count + 1,
+        check_count=_payments.c.check_count + 1,
         last_checked_at=bindparam("now", type_=UTCDateTime()),
         last_check_result=bindparam("result"),
         next_check_at=bindparam("next_at", type_=UTCDateTime()),
         check_requested_at=None,
         updated_at=bindparam("now", type_=UTCDateTime()),
     )
-    .execution_options(synchronize_session=False)
 )
 
 

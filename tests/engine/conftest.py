@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -59,9 +60,16 @@ async def run_for(engine: Engine | list[Engine], clock: ManualClock, seconds: fl
         await settle(*engines)
 
 
-def open_engine(settings: Settings, clock: ManualClock, *, holder: str = "test-engine", seed: int = 7, run_workers: bool = True):  # noqa: ANN201
-    """``Engine.open`` with seeded randomness, for tests that need more than the ``engine`` fixture."""
-    return Engine.open(
+@asynccontextmanager
+async def open_engine(
+    settings: Settings, clock: ManualClock, *, holder: str = "test-engine", seed: int = 7, run_workers: bool = True,
+    worker_failures_allowed: bool = False,
+) -> AsyncIterator[Engine]:
+    """``Engine.open`` with seeded randomness, for tests that need more than the ``engine`` fixture.
+
+    A worker iteration that raised is a bug the runner hides by retrying: unless the test allows
+    it, leaving the block with one recorded fails the test."""
+    async with Engine.open(
         settings,
         clock=clock,
         run_workers=run_workers,
@@ -69,7 +77,15 @@ def open_engine(settings: Settings, clock: ManualClock, *, holder: str = "test-e
         rng=random.Random(seed),
         ids=IdFactory(clock, random.Random(seed + 4)),
         holder=holder,
-    )
+    ) as engine:
+        yield engine
+        if not worker_failures_allowed:
+            assert_no_worker_failures(engine)
+
+
+def assert_no_worker_failures(engine: Engine) -> None:
+    failed = {s.name: s.last_error for s in engine.worker_statuses() if s.failures}
+    assert not failed, f"worker iterations failed: {failed}"
 
 
 @pytest.fixture

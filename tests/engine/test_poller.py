@@ -161,3 +161,21 @@ async def test_two_engines_on_one_database_poll_once_and_complete_each_payment_o
         await run_for([idle], clock, holder.lease_ttl + 15)
         assert idle.runners["poller"].status.holding
         assert (await idle.payments.get(late.id)).status is PaymentStatus.PAID
+
+
+async def test_unpaid_answers_are_recorded_and_reschedule_each_payment(engine: Engine, clock: ManualClock) -> None:
+    """"Not paid yet" for a batch is written in one statement: each payment's count, time,
+    result and next check move on, so the next pass does not ask about it again at once."""
+    payments = [(await engine.payments.initiate(f"{n}.00", "USD", actor=CASHIER, timeout_minutes=60)).payment for n in (1, 2, 3)]
+    await run_for(engine, clock, 12)
+    calls = _calls(engine)
+    assert calls >= 1
+    for payment in payments:
+        seen = await engine.payments.get(payment.id)
+        assert seen.status is PaymentStatus.PENDING
+        assert seen.check_count >= 1 and seen.last_check_result == "not_found", (seen.check_count, seen.last_check_result)
+        assert seen.last_checked_at is not None and seen.next_check_at is not None
+        assert seen.next_check_at > seen.last_checked_at
+    # between two scheduled checks nothing more is sent
+    await run_for(engine, clock, 0.5, step=0.1)
+    assert _calls(engine) - calls <= 1, [(p.check_count, p.last_check_result) for p in payments]

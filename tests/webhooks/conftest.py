@@ -8,7 +8,6 @@ only when a test advances it.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -16,10 +15,9 @@ import pytest
 
 from engine.clock import ManualClock
 from engine.config import Settings
-from engine.ids import IdFactory
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings, settle
+from tests.engine.conftest import make_settings, open_engine, settle
 from tests.webhooks.receiver import Receiver
 
 OPERATOR = Actor(ActorType.CLI, "sokha")
@@ -31,15 +29,7 @@ def clock() -> ManualClock:
 
 
 def open_webhook_engine(settings: Settings, clock: ManualClock, *, holder: str = "test-engine", seed: int = 7, run_workers: bool = True):  # noqa: ANN201
-    return Engine.open(
-        settings,
-        clock=clock,
-        run_workers=run_workers,
-        migrate=True,
-        rng=random.Random(seed),
-        ids=IdFactory(clock, random.Random(seed + 4)),
-        holder=holder,
-    )
+    return open_engine(settings, clock, holder=holder, seed=seed, run_workers=run_workers)
 
 
 @pytest.fixture
