@@ -531,6 +531,14 @@ async def count_created_since(tx: Tx, since: datetime) -> int:
     return int(await tx.session.scalar(select(func.count()).where(PaymentRow.created_at >= since)) or 0)
 
 
+async def count_created_between(tx: Tx, start: datetime, end: datetime) -> int:
+    """How many payments were created in [start, end) (the same hours of an earlier day)."""
+    if end <= start:
+        return 0
+    stmt = select(func.count()).where(PaymentRow.created_at >= start, PaymentRow.created_at < end)
+    return int(await tx.session.scalar(stmt) or 0)
+
+
 async def count_by_status(tx: Tx) -> dict[str, int]:
     rows = (await tx.session.execute(select(PaymentRow.status, func.count()).group_by(PaymentRow.status))).all()
     return {status: int(n) for status, n in rows}

@@ -28,6 +28,8 @@ class Allowance:
     per_payment: float | None
     remaining_requests: int | None = None
     expected_payments: float = 0.0
+    #: The forecast rests on yesterday's payments, not only on the last hours'.
+    from_history: bool = False
 
     @property
     def ample(self) -> bool:
@@ -44,18 +46,21 @@ class Allowance:
         seconds_to_reset: float,
         batch_size: int,
         nominal_checks: float,
+        yesterday_rest: int = 0,
     ) -> Allowance:
         """Split the requests left today among the payments pending now and those expected
-        before the reset (the recent creation rate carried forward). With a working bulk endpoint
+        before the reset: the recent creation rate carried forward, or what came after this time
+        yesterday if that was more (early in the day a few payments make a poor forecast, and an
+        optimistic one spends the budget before the busy hours). With a working bulk endpoint
         one request checks up to ``batch_size`` payments at once."""
         usable = max(0, remaining - reserve)
-        expected = pending + recent_rate_per_second * max(0.0, seconds_to_reset)
+        expected = pending + max(recent_rate_per_second * max(0.0, seconds_to_reset), float(yesterday_rest))
         if expected <= 0:
             return cls(None, remaining, expected)
         per_payment = usable / expected * max(1, min(batch_size, pending or 1))
         if per_payment >= nominal_checks:
             return cls(None, remaining, expected)
-        return cls(per_payment, remaining, expected)
+        return cls(per_payment, remaining, expected, from_history=yesterday_rest > 0)
 
 
 class CheckSchedule:
@@ -79,7 +84,7 @@ class CheckSchedule:
     def first_check_at(self, created_at: datetime, expires_at: datetime, allowance: Allowance | None = None) -> datetime:
         if allowance is None or allowance.ample:
             return created_at + self._jitter(self.s.dense_interval_seconds)
-        return self._scarce_next(created_at, expires_at, created_at, allowance.per_payment or 0.0)
+        return self._scarce_next(created_at, expires_at, created_at, allowance)
 
     def next_check_at(self, payment: Payment, now: datetime, allowance: Allowance | None = None) -> datetime | None:
         """The next check of a payment that is still being watched; None when it should stop."""
@@ -96,16 +101,26 @@ class CheckSchedule:
             age = (now - payment.created_at).total_seconds()
             interval = self.s.dense_interval_seconds if age < self.s.dense_window_seconds else self.s.sparse_interval_seconds
             return now + self._jitter(interval)
-        return self._scarce_next(payment.created_at, payment.expires_at, now, allowance.per_payment or 0.0)
+        return self._scarce_next(payment.created_at, payment.expires_at, now, allowance)
 
-    def _scarce_next(self, created_at: datetime, expires_at: datetime, now: datetime, per_payment: float) -> datetime | None:
+    def _scarce_next(self, created_at: datetime, expires_at: datetime, now: datetime, allowance: Allowance) -> datetime | None:
         """Spread the affordable checks evenly over the early window; one more at expiry if affordable.
 
         A payer who pays at a uniformly random moment of the window is found, on average, after
         (n + 1) / 2 of n evenly spaced checks, so an allowance of k buys n = 2k - 1 of them.
         """
+        per_payment = allowance.per_payment or 0.0
         window = self.s.scarce_window_seconds
-        in_window = max(1, min(math.floor(2 * per_payment - 1 + 1e-9), int(window // self.s.dense_interval_seconds) or 1))
+        ideal = max(1.0, 2 * per_payment - 1)
+        whole = math.floor(ideal + 1e-9)
+        # 2k - 1 is rarely whole. With yesterday to forecast from, round it up for a share of
+        # payments equal to its fraction, so the day's spending matches the allowance instead of
+        # always falling short of it (the share is picked by a stable per-payment number, its
+        # creation instant's microseconds). Without history, the forecast is a guess from a few
+        # payments: round down, so an early overestimate cannot spend the budget before evening.
+        if allowance.from_history and created_at.microsecond / 1_000_000 < ideal - whole:
+            whole += 1
+        in_window = max(1, min(whole, int(window // self.s.dense_interval_seconds) or 1))
         spacing = window / in_window
         age = (now - created_at).total_seconds()
         step = math.floor(age / spacing + 1e-9) + 1

@@ -95,15 +95,19 @@ class Poller(Worker):
     async def _allowance(self, pending: int) -> Allowance:
         now = self.clock.now()
         usage = await self.client.budget_usage()
+        reset = local_midnight_after(now)
         async with self.storage.read() as tx:
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
+            # payments created yesterday between this time of day and its midnight
+            yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
         bulk = self.client.bulk_blocked_until is None
         return Allowance.compute(
             remaining=usage.remaining,
             reserve=self.settings.payments.reserve_requests,
             pending=pending,
             recent_rate_per_second=recent / DEMAND_WINDOW.total_seconds(),
-            seconds_to_reset=(local_midnight_after(now) - now).total_seconds(),
+            seconds_to_reset=(reset - now).total_seconds(),
+            yesterday_rest=yesterday_rest,
             batch_size=BULK_LIMIT if bulk else 1,
             nominal_checks=self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
         )
