@@ -89,7 +89,7 @@ def token(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
 
 @app.command("renew-token")
 def renew_token(
-    ctx: typer.Context, email: Annotated[str | None, typer.Option("--email", help="Registered e-mail (default: [bakong] email).")] = None
+    ctx: typer.Context, email: Annotated[str | None, typer.Option("--email", help="Registered e-mail (default: bakong.email).")] = None
 ) -> None:
     """Ask Bakong for a new token by the registered e-mail; it is stored encrypted."""
 

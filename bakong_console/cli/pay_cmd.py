@@ -16,7 +16,7 @@ from engine.records import PaymentStatus
 def pay(
     ctx: typer.Context,
     amount: Annotated[str, typer.Option("--amount", "-a", help="Amount in major units: 12.50 USD, 5000 KHR.")],
-    currency: Annotated[str | None, typer.Option("--currency", help="KHR or USD (default: [payments] currency).")] = None,
+    currency: Annotated[str | None, typer.Option("--currency", help="KHR or USD (default: the payments.currency setting).")] = None,
     reference: Annotated[
         str | None, typer.Option("--reference", "-r", help="Your reference; repeating it returns the same payment.")
     ] = None,

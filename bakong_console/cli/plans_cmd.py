@@ -49,7 +49,7 @@ def add(
     price: Annotated[str, typer.Option("--price", "-p", help="Price per cycle in major units: 5.00 USD, 20000 KHR.")],
     currency: Annotated[str, typer.Option("--currency", help="KHR or USD.")] = "KHR",
     name: Annotated[str | None, typer.Option("--name", "-n", help="Name shown to people (default: the code).")] = None,
-    cycle_days: Annotated[int | None, typer.Option("--cycle-days", help="Cycle length (default: [subscriptions] cycle_days).")] = None,
+    cycle_days: Annotated[int | None, typer.Option("--cycle-days", help="Cycle length (default: subscriptions.cycle_days).")] = None,
     trial_days: Annotated[int, typer.Option("--trial-days", help="Free days before the first paid period.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -13,8 +13,8 @@ from bakong_console.cli.context import state
 def serve(
     ctx: typer.Context,
     no_api: Annotated[bool, typer.Option("--no-api", help="Run the workers only, without the HTTP API.")] = False,
-    host: Annotated[str | None, typer.Option("--host", help="API address (default: [api] host).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="API port (default: [api] port).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="API address (default: api.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="API port (default: api.port).")] = None,
 ) -> None:
     """Poll Bakong, time payments out, deliver webhooks and serve the API until SIGINT/SIGTERM."""
     from dataclasses import replace
