@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 from engine.clock import Clock
@@ -66,4 +68,26 @@ async def run_console(settings: Settings, *, clock: Clock | None = None) -> int:
                 for sig in _STOP_SIGNALS:
                     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                         loop.remove_signal_handler(sig)
+    _forget_hung_up_terminal()
     return app.return_code or 0
+
+
+def _forget_hung_up_terminal() -> None:
+    """After a hangup, what is still buffered for the terminal can never be written, and Python's
+    last flush at exit would fail and turn a clean stop into exit status 120: send it to
+    /dev/null instead."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())
+            finally:
+                os.close(devnull)
+            with contextlib.suppress(OSError):
+                stream.flush()
+        except ValueError:  # closed or detached: nothing left to flush
+            continue
