@@ -10,6 +10,7 @@ token (errorCode 6) pauses polling and raises one alert until the token changes;
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from dataclasses import dataclass
@@ -47,6 +48,15 @@ log = logging.getLogger("engine.poller")
 ACTOR = Actor.daemon("poller")
 PAUSE_STATE = "poller.pause"
 DEMAND_WINDOW = timedelta(hours=2)
+#: Bulk requests in flight at once while working through a backlog.
+CONCURRENT_REQUESTS = 4
+
+
+def _severity(exc: BakongRefusal) -> int:
+    """Which refusal of a group decides: an expired token, then a spent quota, then the rest."""
+    if isinstance(exc, TokenExpired):
+        return 2
+    return 1 if isinstance(exc, (QuotaExhausted, BudgetExhausted)) else 0
 
 
 @dataclass
@@ -168,8 +178,8 @@ class Poller(Worker):
             batches = [due]
         else:
             batches = [due[i : i + BULK_LIMIT] for i in range(0, len(due), BULK_LIMIT)]
-        for batch in batches:
-            if not await self._check(batch):
+        for start in range(0, len(batches), CONCURRENT_REQUESTS):
+            if not await self._check_group(batches[start : start + CONCURRENT_REQUESTS]):
                 break
         return 0.0 if len(due) >= self.batch_limit else None
 
@@ -180,31 +190,46 @@ class Poller(Worker):
             return 30.0
         return max(0.0, (nxt - self.clock.now()).total_seconds())
 
-    async def _check(self, batch: list[Payment]) -> bool:
-        """Ask about one batch and apply the answers; False when polling must stop for now."""
-        try:
-            if len(batch) == 1:
-                outcomes = {batch[0].md5: await self.client.check_payment(batch[0].md5)}
-            else:
-                outcomes = await self.client.check_payments([p.md5 for p in batch])
-        except TokenExpired as exc:
-            await self._pause(exc)
+    async def _ask(self, batch: list[Payment]) -> dict[str, CheckOutcome]:
+        if len(batch) == 1:
+            return {batch[0].md5: await self.client.check_payment(batch[0].md5)}
+        return await self.client.check_payments([p.md5 for p in batch])
+
+    async def _check_group(self, group: list[list[Payment]]) -> bool:
+        """Ask about a few batches at once (Bakong answers in parallel; one at a time, a
+        10,000-payment backlog would wait on round trips), then apply every answer that came
+        back. A refusal is handled once for the group; False when polling must stop for now."""
+        answers = await asyncio.gather(*(self._ask(batch) for batch in group), return_exceptions=True)
+        refusal: BakongRefusal | None = None
+        unexpected: BaseException | None = None
+        for batch, answer in zip(group, answers, strict=True):
+            if isinstance(answer, BakongRefusal):
+                if refusal is None or _severity(answer) > _severity(refusal):
+                    refusal = answer
+                continue
+            if isinstance(answer, BaseException):
+                unexpected = unexpected or answer
+                continue
+            self.state.requests_sent += 1
+            if self.state.consecutive_failures:
+                await self._recovered()
+            await self._apply(batch, answer)
+        if refusal is not None:
+            await self._refused(refusal)
             return False
-        except (QuotaExhausted, BudgetExhausted) as exc:
+        if unexpected is not None:
+            raise unexpected
+        return True
+
+    async def _refused(self, exc: BakongRefusal) -> None:
+        """Pause, block or back off according to what Bakong (or the budget) said."""
+        if isinstance(exc, TokenExpired):
+            await self._pause(exc)
+        elif isinstance(exc, (QuotaExhausted, BudgetExhausted)):
             until = exc.until or local_midnight_after(self.clock.now())
             await self._block(until, exc)
-            return False
-        except (RateLimited, BakongServerError, BakongUnreachable, MalformedResponse, GeoBlocked) as exc:
+        else:
             await self._back_off(exc)
-            return False
-        except BakongRefusal as exc:
-            await self._back_off(exc)
-            return False
-        self.state.requests_sent += 1
-        if self.state.consecutive_failures:
-            await self._recovered()
-        await self._apply(batch, outcomes)
-        return True
 
     async def _apply(self, batch: list[Payment], outcomes: dict[str, CheckOutcome]) -> None:
         """Answers that change a status are applied one transaction each; the rest (not found

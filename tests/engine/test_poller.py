@@ -12,6 +12,7 @@ from engine.bakong.models import CheckOutcome, CheckStatus
 from engine.clock import ManualClock
 from engine.config import Settings
 from engine.db import journal
+from engine.db import payments as repo
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
 from engine.services.settlement import apply_outcome
@@ -179,3 +180,17 @@ async def test_unpaid_answers_are_recorded_and_reschedule_each_payment(engine: E
     # between two scheduled checks nothing more is sent
     await run_for(engine, clock, 0.5, step=0.1)
     assert _calls(engine) - calls <= 1, [(p.check_count, p.last_check_result) for p in payments]
+
+
+async def test_a_backlog_is_asked_about_in_bulk_batches_once_each(db_url: str, clock: ManualClock) -> None:
+    """230 payments due together (no jitter): five bulk requests (four in flight at once), each
+    payment asked about once and rescheduled."""
+    settings = make_settings(db_url, bakong={"max_retries": 0}, payments={"jitter": 0.0})
+    async with open_engine(settings, clock) as engine:
+        made = [(await engine.payments.initiate(f"{n + 1}.00", "USD", actor=CASHIER, timeout_minutes=60)).payment for n in range(230)]
+        before = _calls(engine)
+        await run_for(engine, clock, 6)
+        assert _calls(engine) - before == 5
+        async with engine.storage.read() as tx:
+            counts = Counter([(await repo.get(tx, p.id)).check_count for p in made])
+        assert counts == Counter({1: 230})
