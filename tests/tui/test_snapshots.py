@@ -40,7 +40,7 @@ from engine.clock import ManualClock
 from engine.records import Payment, PaymentStatus
 from engine.runtime import Engine
 from tests.engine.conftest import run_for, settle
-from tests.tui.conftest import CASHIER, OPERATOR, console_app, quiet, still, wait_until
+from tests.tui.conftest import CASHIER, OPERATOR, console_app, quiet, still, wait_until, workers_done
 
 T = TypeVar("T")
 
@@ -74,15 +74,25 @@ def shoot(snap_compare: Any, snapshot_engine: Engine, engine_loop: asyncio.Abstr
         app.run = partial(BakongConsoleApp.run, app, loop=engine_loop)  # type: ignore[method-assign]
 
         async def before(pilot: Pilot[Any]) -> None:
-            await quiet(pilot, snapshot_engine)
+            await settled(pilot, snapshot_engine)
             if run_before is not None:
                 await run_before(pilot)
-            await quiet(pilot, snapshot_engine)
+            await settled(pilot, snapshot_engine)
             await still(pilot)
 
         return bool(snap_compare(app, terminal_size=size, run_before=before))
 
     return take
+
+
+async def settled(pilot: Pilot[Any], engine: Engine) -> None:
+    """``quiet`` with fewer rounds: each Pilot pause waits for the process to go idle (a tenth
+    of a second), and twelve snapshots pay for every one of them."""
+    for _ in range(2):
+        await workers_done(pilot.app)
+        await settle(engine)
+        await pilot.pause()
+    await workers_done(pilot.app)
 
 
 # --- seeding --------------------------------------------------------------------------------------
@@ -115,9 +125,9 @@ async def seed_busy_board(engine: Engine, clock: ManualClock) -> dict[str, Payme
     await engine.sandbox.pay(qr=p["late"].khqr, late_seconds=30)
     # Second by second through the expiries, so the expirer and the poller never wake at one
     # instant (which of them went first would change the check counts from run to run).
-    await run_for(engine, clock, 14 * 60 + 40, step=60)  # to 10:14:54
+    await run_for(engine, clock, 14 * 60 + 40, step=120)  # to 10:14:54
     await run_for(engine, clock, 16, step=1)  # the expiries at 10:15:00 and 10:15:07
-    await run_for(engine, clock, 5 * 60 + 10, step=60)  # the late watch finds table-9 paid
+    await run_for(engine, clock, 5 * 60 + 10, step=155)  # the late watch finds table-9 paid
 
     p["paid_khr"] = await new_payment(engine, clock, "25000", "KHR", "order-1041")
     p["paid_usd"] = await new_payment(engine, clock, "8.00", "USD", "order-1042")
@@ -130,7 +140,7 @@ async def seed_busy_board(engine: Engine, clock: ManualClock) -> dict[str, Payme
     for key in ("review", "failed"):
         await customer_pays(engine, p[key], wrong_amount=True)
     await engine.payments.cancel(p["cancelled"].id, actor=CASHIER, reason="customer left")
-    await run_for(engine, clock, 10, step=2)
+    await run_for(engine, clock, 10, step=5)
     await engine.payments.resolve(p["failed"].id, accept=False, actor=OPERATOR, reason="refunded the 3.24 USD by bank transfer")
 
     p["pending_khr"] = await new_payment(engine, clock, "40000", "KHR", "table-3")
@@ -138,7 +148,7 @@ async def seed_busy_board(engine: Engine, clock: ManualClock) -> dict[str, Payme
     p["pending_noref"] = await new_payment(engine, clock, "9900", "KHR", None)
     p["says_paid"] = await new_payment(engine, clock, "15.00", "USD", "order-1044", gap=30)
     await engine.payments.request_check(p["says_paid"].id, actor=CASHIER)
-    await run_for(engine, clock, 5, step=1)
+    await run_for(engine, clock, 5, step=5)
     for key, status in {
         "timeout": PaymentStatus.TIMEOUT, "late": PaymentStatus.PAID_LATE, "paid_khr": PaymentStatus.PAID,
         "paid_usd": PaymentStatus.PAID, "cancelled": PaymentStatus.CANCELLED, "review": PaymentStatus.NEEDS_REVIEW,
@@ -153,7 +163,7 @@ async def seed_refusing_endpoint(engine: Engine, clock: ManualClock) -> Payment:
     await engine.webhooks.add_endpoint(REFUSING_ENDPOINT, description="main backend", actor=OPERATOR)
     payment = await new_payment(engine, clock, "7.77", "USD", "order-2001", gap=30)
     await customer_pays(engine, payment)
-    await run_for(engine, clock, 8, step=1)
+    await run_for(engine, clock, 2, step=2)
     # payment.created failed twice and waits for its next try; payment.completed queues behind it.
     page, _ = await engine.webhooks.list_deliveries(failed_only=True)
     assert [(d.event_type, d.attempt_count) for d in page] == [("payment.created", 2)]
@@ -191,7 +201,7 @@ def test_needs_review_board(shoot: Shoot, snapshot_engine: Engine, clock: Manual
 
     async def wrong_amount(pilot: Pilot[Any]) -> None:
         await customer_pays(engine, review, wrong_amount=True)
-        await run_for(engine, clock, 6)
+        await run_for(engine, clock, 2, step=2)
         table = pilot.app.screen.query_one(PendingPaymentsTable)
         await wait_until(pilot, lambda: table.get(review.id) is not None and table.get(review.id).status is PaymentStatus.NEEDS_REVIEW, what="NEEDS_REVIEW")
         await wait_until(pilot, lambda: "review" in pilot.app.state.alerts, what="the review alert")
@@ -205,7 +215,7 @@ def test_resolve_dialog(shoot: Shoot, snapshot_engine: Engine, clock: ManualCloc
     engine = snapshot_engine
     review = on_loop(new_payment(engine, clock, "10.00", "USD", "order-1043"))
     on_loop(customer_pays(engine, review, wrong_amount=True))
-    on_loop(run_for(engine, clock, 6))
+    on_loop(run_for(engine, clock, 2, step=2))
 
     async def open_dialog(pilot: Pilot[Any]) -> None:
         board = pilot.app.screen
@@ -232,7 +242,7 @@ def test_alerts_token_refused(shoot: Shoot, snapshot_engine: Engine, clock: Manu
         sandbox = engine.sandbox
         assert sandbox is not None
         sandbox.faults = sandbox.faults.updated({"token_expired": True})
-        await run_for(engine, clock, 6)
+        await run_for(engine, clock, 6, step=2)  # the next scheduled check meets the refusal
         await wait_until(pilot, lambda: "token" in pilot.app.state.alerts, what="the token alert")
         pilot.app.refresh_status()
         await quiet(pilot, engine)
@@ -247,7 +257,7 @@ def test_board_80x24(shoot: Shoot, snapshot_engine: Engine, clock: ManualClock, 
     on_loop(new_payment(engine, clock, "12000", "KHR", "table-2"))
     paid = on_loop(new_payment(engine, clock, "8.00", "USD", "order-1042"))
     on_loop(customer_pays(engine, paid))
-    on_loop(run_for(engine, clock, 6))
+    on_loop(run_for(engine, clock, 2, step=2))
     on_loop(new_payment(engine, clock, "2.75", "USD", "walk-in"))
 
     async def ready(pilot: Pilot[Any]) -> None:
@@ -293,7 +303,7 @@ def test_cashier_paid(shoot: Shoot, snapshot_engine: Engine, clock: ManualClock)
         cashier = await show_qr(pilot)
         assert cashier.payment is not None
         await customer_pays(engine, cashier.payment)
-        await run_for(engine, clock, 6)
+        await run_for(engine, clock, 2, step=2)
         await wait_until(pilot, lambda: cashier.payment is not None and cashier.payment.status is PaymentStatus.PAID, what="PAID")
 
     assert shoot(CASHIER_SIZE, paid)
@@ -305,7 +315,7 @@ def test_cashier_timed_out(shoot: Shoot, snapshot_engine: Engine, clock: ManualC
 
     async def timed_out(pilot: Pilot[Any]) -> None:
         cashier = await show_qr(pilot)
-        await run_for(engine, clock, 16 * 60, step=60)
+        await run_for(engine, clock, 16 * 60, step=240)
         await wait_until(pilot, lambda: cashier.payment is not None and cashier.payment.status is PaymentStatus.TIMEOUT, what="TIMEOUT")
 
     assert shoot(CASHIER_SIZE, timed_out)
