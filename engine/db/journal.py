@@ -17,9 +17,11 @@ from engine.records import Actor, AuditEntry, Event
 __all__ = ["append_event", "audit", "event_from_row", "events_since", "last_sequence", "list_audit"]
 
 
-# Built once: constructing statements per call costs more than executing them on SQLite.
-_INSERT_EVENT = insert(EventRow).returning(EventRow.sequence)
-_INSERT_AUDIT = insert(AuditLogRow)
+# Built once: constructing statements per call costs more than executing them on SQLite. Core
+# statements on the tables: an ORM insert() of a mapped class takes the slower "ORM bulk" path.
+_EVENTS = EventRow.__table__
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.sequence)
+_INSERT_AUDIT = insert(AuditLogRow.__table__)
 
 
 def event_from_row(row: EventRow) -> Event:

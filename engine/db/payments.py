@@ -13,6 +13,7 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Integer, and_, bindparam, func, literal, or_, select, union_all, update
@@ -49,8 +50,12 @@ __all__ = [
 ]
 
 _PAYER_CONTEXT = "payments.payer_account"
-_INSERT_PAYMENT = sql_insert(PaymentRow)
-_INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow)
+# Core statements on the tables: an ORM insert() of a mapped class takes SQLAlchemy's "ORM bulk
+# insert" path, which cost more than the statement itself.
+_INSERT_PAYMENT = sql_insert(PaymentRow.__table__)
+_INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow.__table__)
+#: Every column None: what a freshly inserted payment holds where ``insert`` sets nothing.
+_NO_COLUMNS = dict.fromkeys(PaymentRow.__table__.columns.keys())
 
 
 def _to_record(tx: Tx, row: Any) -> Payment:
@@ -178,8 +183,7 @@ async def insert(
     except IntegrityError as exc:
         raise Conflict(f"a payment with this {_which_unique(exc)} already exists") from None
     await _add_history(tx, values["id"], None, status.value, reason, actor)
-    row = PaymentRow(**values, payer_account_enc=None, bakong_record=None)
-    payment = _to_record(tx, row)
+    payment = _to_record(tx, SimpleNamespace(**{**_NO_COLUMNS, **values}))
     data = payment_event_data(payment)
     await audit(tx, actor, "payment.create", "payment", payment.id, after=data)
     await append_event(tx, ev.PAYMENT_EVENT_BY_STATUS[status], "payment", payment.id, data)
