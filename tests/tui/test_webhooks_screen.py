@@ -17,7 +17,7 @@ from engine.records import Payment, PaymentStatus, WebhookDelivery
 from engine.runtime import Engine
 from engine.webhooks.policy import MAX_ATTEMPTS
 from tests.engine.conftest import run_for, settle
-from tests.tui.conftest import OPERATOR, console_app, quiet, shown, wait_until
+from tests.tui.conftest import OPERATOR, console_app, quiet, shown, wait_until, workers_done
 from tests.webhooks.receiver import Answer, Receiver
 
 
@@ -67,7 +67,6 @@ async def test_replay_a_given_up_delivery_then_disable_enable_and_recover(
 
     app = console_app(engine)
     async with app.run_test(size=(120, 36)) as pilot:
-        await quiet(pilot, engine)
         await pilot.press("w")
         screen = app.screen
         assert isinstance(screen, WebhooksScreen)
@@ -75,7 +74,7 @@ async def test_replay_a_given_up_delivery_then_disable_enable_and_recover(
         deliveries = screen.query_one("#webhooks-deliveries", DataTable)
         attempts = screen.query_one("#webhooks-attempts", Static)
         await wait_until(pilot, lambda: deliveries.row_count == 1, what="the given-up delivery")
-        await quiet(pilot)
+        await workers_done(app)
         assert cells(deliveries, 0)[1:6] == ["payment.completed", receiver.url, "FAILED", str(MAX_ATTEMPTS), "HTTP 500"]
         assert f"#{MAX_ATTEMPTS} " in shown(attempts) and "backend down" in shown(attempts)
 
@@ -94,10 +93,10 @@ async def test_replay_a_given_up_delivery_then_disable_enable_and_recover(
         assert any("will be sent again" in n.message for n in app._notifications)
         # The screen's next re-read (its timer): nothing has failed any more.
         screen.reload()
-        await quiet(pilot)
+        await workers_done(app)
         assert deliveries.row_count == 0 and "No failed deliveries." in shown(attempts)
         await pilot.press("f")
-        await quiet(pilot)
+        await workers_done(app)
         assert cells(deliveries, 0)[3:6] == ["SUCCEEDED", str(MAX_ATTEMPTS + 1), "HTTP 200"]
 
         # Disable the endpoint from the screen; a payment completes while it is disabled.
