@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,10 +25,9 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from bakong_console.tui.app import BakongConsoleApp, create_app
 from engine.clock import ManualClock
 from engine.config import Settings
-from engine.ids import IdFactory
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings, settle
+from tests.engine.conftest import make_settings, open_engine, settle
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 OPERATOR = Actor(ActorType.CLI, "sokha")
@@ -37,15 +35,7 @@ OPERATOR = Actor(ActorType.CLI, "sokha")
 
 @asynccontextmanager
 async def open_console_engine(settings: Settings, clock: ManualClock, *, seed: int = 7) -> AsyncIterator[Engine]:
-    async with Engine.open(
-        settings,
-        clock=clock,
-        run_workers=True,
-        migrate=True,
-        rng=random.Random(seed),
-        ids=IdFactory(clock, random.Random(seed + 4)),
-        holder="test-console",
-    ) as engine:
+    async with open_engine(settings, clock, holder="test-console", seed=seed) as engine:
         await settle(engine)
         yield engine
 

@@ -98,9 +98,13 @@ async def test_board_follows_changes_cancel_and_check_now(engine: Engine, clock:
         # The cursor stays on the payment it was on.
         assert table.cursor_payment is not None and table.cursor_payment.id == first.id
 
+        checks_before = (await engine.payments.get(first.id)).check_count
         await pilot.press("c")
         await quiet(pilot, engine)
-        assert (await engine.payments.get(first.id)).check_requested_at is not None
+        # Checked at once, ahead of its schedule (the clock has not moved), and the request served.
+        checked = await engine.payments.get(first.id)
+        assert checked.check_count == checks_before + 1 and checked.last_checked_at == clock.now()
+        assert checked.check_requested_at is None
 
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, CancelPaymentDialog), what="the cancel dialog")
