@@ -63,6 +63,14 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(bc_read_only=True), expire_on_commit=False, autoflush=False
         )
+        # One statement needs no transaction around it: no BEGIN and COMMIT round trips (a hop
+        # each on SQLite, a network round trip each on PostgreSQL).
+        autocommit: dict[str, Any] = {"bc_autocommit": True}
+        if self.dialect == "postgresql":
+            autocommit["isolation_level"] = "AUTOCOMMIT"
+        self._lookup_sessions = async_sessionmaker(
+            self.engine.execution_options(**autocommit), expire_on_commit=False, autoflush=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,8 +98,10 @@ class Database:
         def _on_begin(conn: Any) -> None:
             # Writers take the write lock up front: a deferred transaction that later writes can
             # fail with SQLITE_BUSY without waiting, losing the work done so far.
-            read_only = conn.get_execution_options().get("bc_read_only", False)
-            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            options = conn.get_execution_options()
+            if options.get("bc_autocommit", False):
+                return  # the driver runs each statement in its own implicit transaction
+            conn.exec_driver_sql("BEGIN" if options.get("bc_read_only", False) else "BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -103,6 +113,14 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads (one short transaction that takes no write lock on SQLite)."""
         async with storage_errors(self), self._read_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A session for a single read statement, run outside any explicit transaction.
+
+        One statement is consistent by itself; for several that must agree, use ``read()``."""
+        async with storage_errors(self), self._lookup_sessions() as session:
             yield session
 
     async def lock_event_log(self, session: AsyncSession) -> None:

@@ -52,7 +52,8 @@ __all__ = [
 _PAYER_CONTEXT = "payments.payer_account"
 # Core statements on the tables: an ORM insert() of a mapped class takes SQLAlchemy's "ORM bulk
 # insert" path, which cost more than the statement itself.
-_INSERT_PAYMENT = sql_insert(PaymentRow.__table__)
+_PAYMENTS = PaymentRow.__table__
+_INSERT_PAYMENT = sql_insert(_PAYMENTS)
 _INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow.__table__)
 #: Every column None: what a freshly inserted payment holds where ``insert`` sets nothing.
 _NO_COLUMNS = dict.fromkeys(PaymentRow.__table__.columns.keys())
@@ -262,15 +263,24 @@ async def transition(
     return payment
 
 
+# Core selects of the table's columns, built once: loading ORM entities (identity map, instance
+# state) cost more than the query; ``_to_record`` reads a Core row the same way.
+_BY_ID = select(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("id"))
+_BY_MD5 = select(_PAYMENTS).where(_PAYMENTS.c.md5 == bindparam("md5"))
+_BY_KEY = select(_PAYMENTS).where(
+    _PAYMENTS.c.idempotency_scope == bindparam("scope"), _PAYMENTS.c.idempotency_key == bindparam("key")
+)
+
+
 async def get(tx: Tx, payment_id: str) -> Payment:
-    row = await tx.session.get(PaymentRow, payment_id)
+    row = (await tx.session.execute(_BY_ID, {"id": payment_id})).first()
     if row is None:
         raise NotFound(f"no payment {payment_id}")
     return _to_record(tx, row)
 
 
 async def get_by_md5(tx: Tx, md5: str) -> Payment:
-    row = await tx.session.scalar(select(PaymentRow).where(PaymentRow.md5 == md5.lower()))
+    row = (await tx.session.execute(_BY_MD5, {"md5": md5.lower()})).first()
     if row is None:
         raise NotFound(f"no payment with md5 {md5}")
     return _to_record(tx, row)
@@ -285,9 +295,7 @@ async def get_many_by_md5(tx: Tx, md5s: Sequence[str]) -> dict[str, Payment]:
 
 async def get_by_idempotency_key(tx: Tx, scope: str, key: str) -> tuple[Payment, str | None] | None:
     """The payment created under this key, with the fingerprint of the request that created it."""
-    row = await tx.session.scalar(
-        select(PaymentRow).where(PaymentRow.idempotency_scope == scope, PaymentRow.idempotency_key == key)
-    )
+    row = (await tx.session.execute(_BY_KEY, {"scope": scope, "key": key})).first()
     if row is None:
         return None
     return _to_record(tx, row), row.request_fingerprint

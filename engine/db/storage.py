@@ -61,3 +61,9 @@ class Storage:
     async def read(self) -> AsyncIterator[Tx]:
         async with self.db.read() as session:
             yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[Tx]:
+        """For one read statement: no BEGIN and COMMIT around it (see ``Database.lookup``)."""
+        async with self.db.lookup() as session:
+            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)

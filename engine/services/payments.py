@@ -242,7 +242,7 @@ class PaymentService:
             )
 
     async def _by_key(self, scope: str, key: str, fingerprint: str | None) -> Payment | None:
-        async with self.storage.read() as tx:
+        async with self.storage.lookup() as tx:
             found = await repo.get_by_idempotency_key(tx, scope, key)
         if found is None:
             return None
@@ -265,11 +265,11 @@ class PaymentService:
     # --- read -------------------------------------------------------------------------------------
 
     async def get(self, payment_id: str) -> Payment:
-        async with self.storage.read() as tx:
+        async with self.storage.lookup() as tx:
             return await repo.get(tx, payment_id)
 
     async def get_by_md5(self, md5: str) -> Payment:
-        async with self.storage.read() as tx:
+        async with self.storage.lookup() as tx:
             return await repo.get_by_md5(tx, _md5(md5))
 
     async def find(self, ref: str) -> Payment:
