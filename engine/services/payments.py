@@ -169,15 +169,21 @@ class PaymentService:
                     separators=(",", ":"),
                 ).encode()
             ).hexdigest()
-            existing = await self._by_key(idempotency_scope, key, fingerprint)
-            if existing is not None:
-                return CreatedPayment(existing, created=False)
+            # Insert first: a replay is told by the key's unique constraint (below), which costs
+            # the replay a refused INSERT instead of costing every new payment a read.
         now = self.clock.now()
         expires_at = now + timedelta(minutes=timeout)
         for skew_ms in range(_MD5_ATTEMPTS):
             # Two identical requests in one millisecond make one KHQR string, and the MD5 is the
             # only key Bakong knows: move the creation timestamp on by a millisecond instead.
-            code = self._khqr_for(amount_minor, currency, expires_at, bill_number, skew_ms=skew_ms)
+            try:
+                code = self._khqr_for(amount_minor, currency, expires_at, bill_number, skew_ms=skew_ms)
+            except InvalidInput:
+                # A replay answers with the payment it made even if no KHQR can be made now.
+                existing = await self._by_key(idempotency_scope, key, fingerprint) if key else None
+                if existing is not None:
+                    return CreatedPayment(existing, created=False)
+                raise
             try:
                 payment = await self._insert(
                     code, actor=actor, amount_minor=amount_minor, currency=currency, expires_at=expires_at,
