@@ -54,7 +54,9 @@ class Database:
                 # Sessions always end in COMMIT or ROLLBACK; the pool's extra rollback is a wasted hop.
                 kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None)
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No pre-ping: it cost every checkout a round trip. A connection the server dropped
+            # fails its first statement, SQLAlchemy invalidates the pool, and the next call reconnects.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             self._install_sqlite_pragmas(busy_timeout)
