@@ -123,6 +123,6 @@ async def test_replay_a_given_up_delivery_then_disable_enable_and_recover(
         assert (recovered.type, recovered.json["data"]["id"], recovered.json["data"]["status"]) == ("payment.completed", missed.id, "PAID")
         [audit] = await engine.audit.list(subject_id=endpoint.id, action="webhook_endpoint.recover")
         assert (audit.actor_type, audit.actor, audit.after["deliveries"]) == ("cashier", "dara", 1)
-        assert any("1 deliveries queued again" in n.message for n in app._notifications)
+        assert any("1 delivery queued again" in n.message for n in app._notifications)
         page, _ = await engine.webhooks.list_deliveries(endpoint_id=endpoint.id)
         assert sorted(d.status for d in page) == ["SUCCEEDED", "SUCCEEDED"]

@@ -256,7 +256,7 @@ class WebhooksScreen(Screen[None]):
     @engine_work(group="webhooks-action", what="recover the endpoint")
     async def recover(self, endpoint_id: str, since: datetime) -> None:
         count = await self.app.engine.webhooks.recover(endpoint_id, since, actor=self.app.actor)
-        self.notify(f"{count} deliveries queued again since {local_time(since)}.", title="Recover")
+        self.notify(f"{count} {'delivery' if count == 1 else 'deliveries'} queued again since {local_time(since)}.", title="Recover")
         self.reload()
 
     def action_toggle_endpoint(self) -> None:
