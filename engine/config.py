@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, InvalidInput
+from engine.money import parse_amount
 
 __all__ = [
     "ApiSettings",
@@ -187,6 +188,21 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class PlanSeed:
+    """A plan kept in step with the config (``[[subscriptions.plans]]``): added when missing,
+    updated when its name, price, cycle or trial differ. Never archived or deleted from here."""
+
+    code: str = ""
+    name: str = ""
+    #: Price per cycle in major units, as a string: "9.99" (USD), "40000" (KHR).
+    price: str = ""
+    currency: str = "USD"
+    #: 0: subscriptions.cycle_days.
+    cycle_days: int = 0
+    trial_days: int = 0
+
+
+@dataclass(frozen=True)
 class SubscriptionSettings:
     """Billing cycles, renewals and grace."""
 
@@ -202,6 +218,8 @@ class SubscriptionSettings:
     tick_seconds: float = 30.0
     #: Ask Bakong for a deep link for every subscription KHQR (one metered request each).
     deep_links: bool = True
+    #: Plans seeded from the config when the engine opens (see PlanSeed).
+    plans: list[PlanSeed] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -402,6 +420,8 @@ def _coerce(hint: Any, value: Any, origin: str, key: str) -> Any:
         return ConfigError(f"{origin}: {key}: expected {expected}, got {type(value).__name__} {value!r}")
 
     origin_type = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, origin, key)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -466,6 +486,18 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         raise ConfigError(f"{origin}: payments.default_timeout_minutes: must be at least 1")
     if settings.subscriptions.cycle_days < 1:
         raise ConfigError(f"{origin}: subscriptions.cycle_days: must be at least 1")
+    seen: set[str] = set()
+    for i, plan in enumerate(settings.subscriptions.plans):
+        where = f"{origin}: subscriptions.plans[{i}]"
+        if not plan.code.strip() or not plan.name.strip() or not plan.price.strip():
+            raise ConfigError(f"{where}: code, name and price are required")
+        if plan.code.strip() in seen:
+            raise ConfigError(f"{where}: plan code {plan.code!r} appears twice")
+        seen.add(plan.code.strip())
+        try:
+            parse_amount(plan.price, plan.currency)
+        except InvalidInput as exc:
+            raise ConfigError(f"{where}.price: {exc.message}") from None
     m = settings.merchant
     if m.type == "merchant" and (not m.merchant_id or not m.acquiring_bank):
         raise ConfigError(

@@ -40,7 +40,7 @@ from engine.db.ledger import DatabaseRequestLedger
 from engine.db.sandbox_store import DatabaseTokenStore, DatabaseTransferStore
 from engine.db.storage import Storage
 from engine.ids import IdFactory
-from engine.records import Lease
+from engine.records import Actor, ActorType, Lease
 from engine.services.api_keys import ApiKeyService
 from engine.services.audit import AuditService
 from engine.services.payments import PaymentService
@@ -56,6 +56,9 @@ from engine.workers.renewer import Renewer
 __all__ = ["Engine", "EngineInfo"]
 
 log = logging.getLogger("engine")
+
+#: Who changes what the config file says (plans seeded from it).
+CONFIG_ACTOR = Actor(ActorType.SYSTEM, "config")
 
 SANDBOX_TOKEN_SECRET = "sandbox.token"
 SANDBOX_SIGNING_SECRET = "sandbox.signing_key"
@@ -152,6 +155,8 @@ class Engine:
                 lease_ttl=lease_ttl or settings.daemon.lease_seconds,
                 stop_timeout=stop_timeout or settings.daemon.stop_timeout_seconds,
             )  # fmt: skip
+            if settings.subscriptions.plans:
+                await engine.subscriptions.sync_plans(settings.subscriptions.plans, actor=CONFIG_ACTOR)
             await engine.bus.start_from_now()
             engine._start_bus()
             if run_workers:

@@ -102,3 +102,25 @@ def test_example_file_is_valid_and_documents_every_key() -> None:
         assert section.name in raw, f"config.example.toml lacks [{section.name}]"
         for key in dataclasses.fields(getattr(settings, section.name)):
             assert key.name in raw[section.name], f"config.example.toml lacks {section.name}.{key.name}"
+
+
+def test_plans_seeded_from_config_are_parsed_and_checked(tmp_path: Path) -> None:
+    good = write(
+        tmp_path / "plans.toml",
+        '[[subscriptions.plans]]\ncode = "pro"\nname = "Pro"\nprice = "9.99"\n'
+        '[[subscriptions.plans]]\ncode = "basic"\nname = "Basic"\nprice = "40000"\ncurrency = "KHR"\ncycle_days = 7\ntrial_days = 3\n',
+    )
+    plans = load_settings(good).subscriptions.plans
+    assert [(p.code, p.price, p.currency, p.cycle_days, p.trial_days) for p in plans] == [
+        ("pro", "9.99", "USD", 0, 0), ("basic", "40000", "KHR", 7, 3),
+    ]  # fmt: skip
+    cases = {
+        '[[subscriptions.plans]]\ncode = "pro"\nname = "Pro"\nprice = "9.999"\n': "subscriptions.plans[0].price: USD amount 9.999 must be in at most 2 decimals",
+        '[[subscriptions.plans]]\ncode = "pro"\nname = "Pro"\n': "subscriptions.plans[0]: code, name and price are required",
+        '[[subscriptions.plans]]\ncode = "pro"\nname = "Pro"\nprice = "1"\ncolour = "red"\n': "unknown key 'colour'",
+        '[[subscriptions.plans]]\ncode = "a"\nname = "A"\nprice = "1"\n[[subscriptions.plans]]\ncode = "a"\nname = "B"\nprice = "2"\n': "plan code 'a' appears twice",
+        '[subscriptions]\nplans = ["pro"]\n': "must be a table",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
+            load_settings(write(tmp_path / "bad.toml", text))

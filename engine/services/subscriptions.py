@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,7 +39,7 @@ from typing import Any
 
 from engine import events as ev
 from engine.clock import PHNOM_PENH, Clock
-from engine.config import Settings
+from engine.config import PlanSeed, Settings
 from engine.db import journal
 from engine.db import payments as payment_repo
 from engine.db import subscriptions as repo
@@ -222,6 +222,46 @@ class SubscriptionService:
             return await repo.insert_plan(
                 tx, actor=actor, code=code, name=name, price_minor=price_minor, currency=currency, cycle_days=cycle, trial_days=trial
             )
+
+    async def sync_plans(self, seeds: Sequence[PlanSeed], *, actor: Actor) -> dict[str, str]:
+        """Bring the plans named in the config in step with it: each code is "added", "updated"
+        or "unchanged". A plan whose currency differs from its seed is refused (its running
+        subscriptions were billed in it); nothing is archived or deleted."""
+        done: dict[str, str] = {}
+        for seed in seeds:
+            code = _clean_code(seed.code)
+            cycle = seed.cycle_days or None
+            try:
+                plan = await self.get_plan(code)
+            except NotFound:
+                try:
+                    await self.add_plan(code, seed.name, seed.price, seed.currency, cycle, seed.trial_days, actor=actor)
+                    done[code] = "added"
+                    continue
+                except Conflict:  # another process added it first: compare with theirs
+                    plan = await self.get_plan(code)
+            if plan.currency != check_currency(seed.currency):
+                raise InvalidInput(
+                    f"plan {code} is priced in {plan.currency}; the config says {seed.currency}: "
+                    "add a plan with a new code instead",
+                    field="subscriptions.plans",
+                )
+            wanted = {
+                "name": _clean_name(seed.name),
+                "price_minor": _price_minor(seed.price, plan.currency),
+                "cycle_days": cycle or self._s.cycle_days,
+                "trial_days": seed.trial_days,
+            }
+            current = {"name": plan.name, "price_minor": plan.price_minor, "cycle_days": plan.cycle_days, "trial_days": plan.trial_days}
+            if wanted == current:
+                done[code] = "unchanged"
+                continue
+            await self.update_plan(
+                code, actor=actor, name=wanted["name"], price=to_major(wanted["price_minor"], plan.currency),
+                cycle_days=wanted["cycle_days"], trial_days=wanted["trial_days"],
+            )  # fmt: skip
+            done[code] = "updated"
+        return done
 
     async def list_plans(self, *, include_archived: bool = False) -> list[Plan]:
         async with self.storage.read() as tx:

@@ -464,3 +464,30 @@ async def test_list_filters_and_pages(quiet_engine: Engine, clock: ManualClock, 
         await subs.list(status="nope")
     with pytest.raises(InvalidInput):
         await subs.list(cursor="garbage!")
+
+
+async def test_plans_from_the_config_are_added_updated_and_kept_in_step(engine_settings, clock: ManualClock) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from engine.config import PlanSeed
+    from tests.engine.conftest import open_engine
+
+    seeds = [PlanSeed(code="pro", name="Pro", price="9.99"), PlanSeed(code="basic", name="Basic", price="40000", currency="KHR", cycle_days=7)]
+    settings = replace(engine_settings, subscriptions=replace(engine_settings.subscriptions, plans=seeds))
+    async with open_engine(settings, clock, run_workers=False) as engine:
+        plans = {p.code: p for p in await engine.subscriptions.list_plans()}
+        assert (plans["pro"].price_minor, plans["pro"].currency, plans["pro"].cycle_days) == (999, "USD", 30)
+        assert (plans["basic"].price_minor, plans["basic"].currency, plans["basic"].cycle_days) == (40000, "KHR", 7)
+        audit = await engine.audit.list(action="plan.create")
+        assert sorted((a.actor_type, a.actor) for a in audit) == [("system", "config"), ("system", "config")]
+        # opening again with the same config changes nothing
+        assert await engine.subscriptions.sync_plans(seeds, actor=OPERATOR) == {"pro": "unchanged", "basic": "unchanged"}
+
+    seeds[0] = PlanSeed(code="pro", name="Pro+", price="12.50", trial_days=7)
+    settings = replace(settings, subscriptions=replace(settings.subscriptions, plans=seeds))
+    async with open_engine(settings, clock, run_workers=False) as engine:
+        pro = await engine.subscriptions.get_plan("pro")
+        assert (pro.name, pro.price_minor, pro.trial_days) == ("Pro+", 1250, 7)
+        with pytest.raises(InvalidInput, match="plan basic is priced in KHR; the config says USD"):
+            await engine.subscriptions.sync_plans([PlanSeed(code="basic", name="Basic", price="4.00")], actor=OPERATOR)
+        assert (await engine.subscriptions.get_plan("basic")).price_minor == 40000
