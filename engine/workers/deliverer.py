@@ -65,6 +65,8 @@ class Deliverer(Worker):
         self.concurrency = max(1, settings.webhooks.concurrency)
         self.in_flight = in_flight_window(settings.webhooks.timeout_seconds)
         self._cursor: int | None = None
+        #: Whether fan-out found an endpoint enabled in this pass (None: it did not look).
+        self._any_enabled: bool | None = None
         self._stored = 0
         self._persisted_at = float("-inf")
         #: Counters the console and the bench read.
@@ -86,10 +88,13 @@ class Deliverer(Worker):
             async with self.storage.read() as tx:
                 self._stored = self._cursor = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
         total = 0
+        self._any_enabled = None
         while True:
             async with self.storage.read() as tx:
                 events = await journal.events_since(tx, self._cursor, limit=FAN_OUT_BATCH)
                 endpoints = await repo.enabled_endpoints(tx) if events else []
+            if events:
+                self._any_enabled = bool(endpoints)
             if events and not endpoints:
                 self._cursor = events[-1].sequence
                 total += len(events)
@@ -125,6 +130,10 @@ class Deliverer(Worker):
 
     async def run_once(self) -> float | None:
         await self.fan_out()
+        if self._any_enabled is False:
+            # Fan-out has just read that no endpoint is enabled: there is nothing to send, and an
+            # engine without webhooks pays one read per change here, not three.
+            return None
         full = await self.deliver_due()
         if full:
             return 0.0
