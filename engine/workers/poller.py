@@ -198,11 +198,19 @@ class Poller(Worker):
     async def _check_group(self, group: list[list[Payment]]) -> bool:
         """Ask about a few batches at once (Bakong answers in parallel; one at a time, a
         10,000-payment backlog would wait on round trips), then apply every answer that came
-        back. A refusal is handled once for the group; False when polling must stop for now."""
-        answers = await asyncio.gather(*(self._ask(batch) for batch in group), return_exceptions=True)
+        back, each as soon as it arrives (applying one overlaps the wait for the others). A
+        refusal is handled once for the group; False when polling must stop for now."""
+
+        async def ask(batch: list[Payment]) -> tuple[list[Payment], dict[str, CheckOutcome] | BaseException]:
+            try:
+                return batch, await self._ask(batch)
+            except Exception as exc:  # sorted below: a refusal decides, anything else is re-raised
+                return batch, exc
+
         refusal: BakongRefusal | None = None
         unexpected: BaseException | None = None
-        for batch, answer in zip(group, answers, strict=True):
+        for arrival in asyncio.as_completed([ask(batch) for batch in group]):
+            batch, answer = await arrival
             if isinstance(answer, BakongRefusal):
                 if refusal is None or _severity(answer) > _severity(refusal):
                     refusal = answer
