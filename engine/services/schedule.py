@@ -20,6 +20,9 @@ from engine.records import Payment, PaymentStatus
 
 __all__ = ["Allowance", "CheckSchedule"]
 
+#: Checks in the early window of one payment at most while the forecast has no history to rest on.
+GUESSED_FORECAST_CHECKS = 3
+
 
 @dataclass(frozen=True)
 class Allowance:
@@ -113,13 +116,16 @@ class CheckSchedule:
         window = self.s.scarce_window_seconds
         ideal = max(1.0, 2 * per_payment - 1)
         whole = math.floor(ideal + 1e-9)
-        # 2k - 1 is rarely whole. With yesterday to forecast from, round it up for a share of
-        # payments equal to its fraction, so the day's spending matches the allowance instead of
-        # always falling short of it (the share is picked by a stable per-payment number, its
-        # creation instant's microseconds). Without history, the forecast is a guess from a few
-        # payments: round down, so an early overestimate cannot spend the budget before evening.
-        if allowance.from_history and created_at.microsecond / 1_000_000 < ideal - whole:
+        # 2k - 1 is rarely whole: round it up for a share of payments equal to its fraction, so
+        # the day's spending matches the allowance instead of always falling short of it (the
+        # share is picked by a stable per-payment number, its creation instant's microseconds).
+        # Without yesterday to forecast from, the forecast is a guess from a few payments: one
+        # payment gets at most a few checks, so an early overestimate cannot spend the budget
+        # before evening.
+        if created_at.microsecond / 1_000_000 < ideal - whole:
             whole += 1
+        if not allowance.from_history:
+            whole = min(whole, GUESSED_FORECAST_CHECKS)
         in_window = max(1, min(whole, int(window // self.s.dense_interval_seconds) or 1))
         spacing = window / in_window
         age = (now - created_at).total_seconds()

@@ -40,7 +40,7 @@ def _checks(schedule: CheckSchedule, created: datetime, allowance: Allowance) ->
     return seen
 
 
-def test_scarce_checks_are_spread_over_the_window_and_rounded_by_forecast() -> None:
+def test_scarce_checks_are_spread_over_the_window_and_capped_without_history() -> None:
     schedule = CheckSchedule(PaymentSettings())
     informed = _allowance(yesterday_rest=60)  # k = 1.62: 2k - 1 = 2.23 checks per payment
     guessed = Allowance(informed.per_payment, informed.remaining_requests, informed.expected_payments, from_history=False)
@@ -50,8 +50,13 @@ def test_scarce_checks_are_spread_over_the_window_and_rounded_by_forecast() -> N
         checks = _checks(schedule, created, informed)
         assert checks in ([60.0, 120.0], [40.0, 80.0, 120.0])
         counts.append(len(checks))
-        assert _checks(schedule, created, guessed) == [60.0, 120.0]  # without history: rounded down
+        assert _checks(schedule, created, guessed) == checks  # the same rounding without history
     share_of_three = counts.count(3) / len(counts)
     assert 0.18 <= share_of_three <= 0.28  # the fraction 0.23 of 2.23
+    # a generous guess without history is capped at three checks; with history it is not
+    rich = _allowance(remaining=97, yesterday_rest=10)  # k = 9.7
+    rich_guess = Allowance(rich.per_payment, rich.remaining_requests, rich.expected_payments, from_history=False)
+    assert _checks(schedule, T0, rich_guess) == [40.0, 80.0, 120.0, 900.0]  # and the one at expiry
+    assert len(_checks(schedule, T0, rich)) >= 18
     # less than one check affordable still buys the one at the end of the window
     assert _checks(schedule, T0, _allowance(remaining=10, yesterday_rest=60)) == [120.0]
