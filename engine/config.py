@@ -250,7 +250,7 @@ class ConsoleSettings:
 
     cashier: str = ""
     theme: str = "textual-dark"
-    #: Binding id -> key(s), e.g. { "board.check_now" = "p" }.
+    #: Binding id -> key(s), e.g. { "payment.check_now" = "k" }.
     bindings: dict[str, str] = field(default_factory=dict)
     bell_on_paid: bool = True
 

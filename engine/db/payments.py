@@ -56,7 +56,7 @@ _PAYMENTS = PaymentRow.__table__
 _INSERT_PAYMENT = sql_insert(_PAYMENTS)
 _INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow.__table__)
 #: Every column None: what a freshly inserted payment holds where ``insert`` sets nothing.
-_NO_COLUMNS = dict.fromkeys(PaymentRow.__table__.columns.keys())
+_NO_COLUMNS = dict.fromkeys(_PAYMENTS.columns.keys())
 
 
 def _to_record(tx: Tx, row: Any) -> Payment:
@@ -311,7 +311,7 @@ def _build_due_query() -> Any:
 
     Built once with bind parameters; building it per call costs more than running it.
     """
-    t = PaymentRow.__table__
+    t = _PAYMENTS
     limit = bindparam("limit", type_=Integer)
     requested = (
         select(t, literal(0).label("_rank"), t.c.check_requested_at.label("_key"))
@@ -569,14 +569,13 @@ async def soonest_expiry(tx: Tx) -> datetime | None:
     )
 
 
-_payments = PaymentRow.__table__
 # A Core statement: executed with many parameter sets it is a plain executemany (an ORM update()
 # with a list of parameters would be SQLAlchemy's "bulk UPDATE by primary key" instead).
 _RECORD_CHECKS = (
-    update(_payments)
-    .where(_payments.c.id == bindparam("pid"), _payments.c.status == bindparam("expected_status"))
+    update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("pid"), _PAYMENTS.c.status == bindparam("expected_status"))
     .values(
-        check_count=_payments.c.check_count + 1,
+        check_count=_PAYMENTS.c.check_count + 1,
         last_checked_at=bindparam("now", type_=UTCDateTime()),
         last_check_result=bindparam("result"),
         next_check_at=bindparam("next_at", type_=UTCDateTime()),
