@@ -466,6 +466,18 @@ class PaymentService:
         reason = _require_reason(reason)
         async with self.storage.transaction() as tx:
             current = await repo.get(tx, payment_id)
+            changes: dict[str, Any] = {"next_check_at": None, "check_requested_at": None}
+            found_hash = str((current.bakong_record or {}).get("hash") or "").lower()
+            if accept and found_hash and not current.bakong_hash:
+                # A payment put to review was not given its Bakong transaction (it might belong to
+                # another payment): accepting it claims the transaction, once.
+                other = await repo.find_by_hash(tx, found_hash)
+                if other is not None and other.id != payment_id:
+                    raise Conflict(
+                        f"Bakong transaction {found_hash[:8]} already settled payment {other.id}: "
+                        "accepting this one would count it twice; reject it instead"
+                    )
+                changes["bakong_hash"] = found_hash
             done = await repo.transition(
                 tx,
                 payment_id,
@@ -473,7 +485,7 @@ class PaymentService:
                 to=PaymentStatus.PAID if accept else PaymentStatus.FAILED,
                 actor=actor,
                 reason=reason,
-                changes={"next_check_at": None, "check_requested_at": None},
+                changes=changes,
                 action="payment.resolve",
                 event_extra={"resolution": "accepted" if accept else "rejected"},
             )

@@ -13,6 +13,7 @@ from engine.clock import ManualClock
 from engine.config import Settings
 from engine.db import journal
 from engine.db import payments as repo
+from engine.errors import Conflict
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
 from engine.services.settlement import apply_outcome
@@ -130,6 +131,23 @@ async def test_a_bakong_hash_never_settles_two_payments(engine: Engine, clock: M
     assert changed is not None and changed.status is PaymentStatus.NEEDS_REVIEW
     assert changed.bakong_hash is None
     assert "already settled" in (await engine.payments.history(second.id))[-1].reason
+    # an operator cannot accept it: the transaction would be counted twice
+    with pytest.raises(Conflict, match="count it twice"):
+        await engine.payments.resolve(second.id, accept=True, actor=CASHIER, reason="looks fine")
+    assert (await engine.payments.get(second.id)).status is PaymentStatus.NEEDS_REVIEW
+    rejected = await engine.payments.resolve(second.id, accept=False, actor=CASHIER, reason="replayed answer")
+    assert rejected.status is PaymentStatus.FAILED and rejected.bakong_hash is None
+
+
+async def test_accepting_a_reviewed_payment_claims_its_bakong_transaction(engine: Engine, clock: ManualClock) -> None:
+    payment = (await engine.payments.initiate("3.00", "USD", actor=CASHIER)).payment
+    await engine.sandbox.pay(qr=payment.khqr, amount="2.99")
+    await run_for(engine, clock, 10)
+    reviewed = await engine.payments.get(payment.id)
+    assert reviewed.status is PaymentStatus.NEEDS_REVIEW and reviewed.bakong_hash is None
+    accepted = await engine.payments.resolve(payment.id, accept=True, actor=CASHIER, reason="1 cent short, taken in cash")
+    assert accepted.status is PaymentStatus.PAID
+    assert accepted.bakong_hash == str(reviewed.bakong_record["hash"]).lower()
 
 
 async def test_two_engines_on_one_database_poll_once_and_complete_each_payment_once(db_url: str, clock: ManualClock) -> None:
