@@ -1,7 +1,9 @@
 """The database handle: one async engine and session factory per process, on SQLite or PostgreSQL.
 
-SQLite runs in WAL mode with a busy timeout and foreign keys on, and every write transaction
-starts with ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction.
+SQLite runs in WAL mode with foreign keys on, its statements on the event loop (see
+``sqlite_driver``: a busy database is waited for with asyncio sleeps up to the busy timeout, and
+checkpoints run on a thread of their own), and every write transaction starts with
+``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction.
 PostgreSQL serialises writers of the event log with a transaction-level advisory lock so that
 event sequence numbers become visible in order (the change feed never skips an event).
 """
@@ -39,6 +41,11 @@ class Database:
     def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self.busy_timeout = busy_timeout
+        self._checkpointer: sqlite_driver.Checkpointer | None = None
+        self._sqlite_args: tuple[list[Any], dict[str, Any]] = ([], {})
+        self._point_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, sqlite_driver.Connection] = (
+            weakref.WeakKeyDictionary()
+        )
         self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -49,21 +56,25 @@ class Database:
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            # One thread hop per statement instead of aiosqlite's three or four (see sqlite_driver).
+            # Statements on the event loop instead of a thread hop each (see sqlite_driver).
             cargs, cparams = SQLiteDialect_aiosqlite().create_connect_args(parsed)
-            kwargs["async_creator"] = partial(sqlite_driver.connect, *cargs, **{**cparams, "timeout": busy_timeout})
+            cparams = {**cparams, "timeout": busy_timeout}
             if database in ("", ":memory:"):
                 kwargs["poolclass"] = NullPool
             else:
+                self._checkpointer = sqlite_driver.Checkpointer(cargs[0], uri=bool(cparams.get("uri")))
+                cparams["checkpointer"] = self._checkpointer
                 # Sessions always end in COMMIT or ROLLBACK; the pool's extra rollback is a wasted hop.
                 kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None)
+            kwargs["async_creator"] = partial(sqlite_driver.connect, *cargs, **cparams)
+            self._sqlite_args = (cargs, cparams)
         else:
             # No pre-ping: it cost every checkout a round trip. A connection the server dropped
             # fails its first statement, SQLAlchemy invalidates the pool, and the next call reconnects.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
-            self._install_sqlite_pragmas(busy_timeout)
+            self._install_sqlite_pragmas()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # Reads on SQLite begin DEFERRED so they never queue behind writers (WAL lets them run).
         self._read_sessions = async_sessionmaker(
@@ -83,10 +94,14 @@ class Database:
         return self.dialect == "sqlite"
 
     @property
+    def is_memory(self) -> bool:
+        return self.is_sqlite and (make_url(self.url).database or ":memory:") == ":memory:"
+
+    @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
-    def _install_sqlite_pragmas(self, busy_timeout: float) -> None:
+    def _install_sqlite_pragmas(self) -> None:
         sync_engine = self.engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")
@@ -95,7 +110,6 @@ class Database:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -112,8 +126,23 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with storage_errors(self), self._writer(), self.sessions() as session, session.begin():
+        async with storage_errors(self), self._writer(), self._session(self.sessions) as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _session(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+        session = maker()
+        if not self.is_sqlite:
+            async with session:
+                yield session
+            return
+        # AsyncSession's own exit closes in a shielded task: a loop turn later, so a burst of
+        # requests each held a connection through that turn and the pool overflowed. SQLite's
+        # close never waits (statements run on the loop): nothing to shield, close it now.
+        try:
+            yield session
+        finally:
+            await session.close()
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:
@@ -142,7 +171,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads (one short transaction that takes no write lock on SQLite)."""
-        async with storage_errors(self), self._read_sessions() as session, session.begin():
+        async with storage_errors(self), self._session(self._read_sessions) as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -150,8 +179,19 @@ class Database:
         """A session for a single read statement, run outside any explicit transaction.
 
         One statement is consistent by itself; for several that must agree, use ``read()``."""
-        async with storage_errors(self), self._lookup_sessions() as session:
+        async with storage_errors(self), self._session(self._lookup_sessions) as session:
             yield session
+
+    async def point_reader(self) -> sqlite_driver.Connection:
+        """SQLite: this event loop's connection for ``PointRead`` (read-only, outside the pool)."""
+        loop = asyncio.get_running_loop()
+        reader = self._point_readers.get(loop)
+        if reader is None:
+            cargs, cparams = self._sqlite_args
+            reader = await sqlite_driver.connect(*cargs, **{**cparams, "checkpointer": None})
+            await reader.fetchone("PRAGMA query_only=1", ())
+            self._point_readers[loop] = reader
+        return reader
 
     async def lock_event_log(self, session: AsyncSession) -> None:
         """Serialise writers of the event log on PostgreSQL (SQLite is serialised already)."""
@@ -163,7 +203,12 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        for reader in list(self._point_readers.values()):
+            reader.stop()
+        self._point_readers.clear()
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     def describe(self) -> str:
         """Where the data lives, without credentials."""
