@@ -23,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from engine import events as ev
 from engine.db.journal import append_event, audit
 from engine.db.models import PaymentRow, PaymentStatusHistoryRow
-from engine.db.storage import Tx
+from engine.db.pointread import PointRead
+from engine.db.storage import Storage, Tx
 from engine.db.types import UTCDateTime
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.money import to_major
@@ -59,7 +60,7 @@ _INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow.__table__)
 _NO_COLUMNS = dict.fromkeys(_PAYMENTS.columns.keys())
 
 
-def _to_record(tx: Tx, row: Any) -> Payment:
+def _to_record(tx: Tx | Storage, row: Any) -> Payment:
     """From an ORM row or a Core row (both expose the columns as attributes)."""
     payer = tx.cipher.decrypt(row.payer_account_enc, context=_PAYER_CONTEXT) if row.payer_account_enc else None
     return Payment(
@@ -284,6 +285,14 @@ async def get_by_md5(tx: Tx, md5: str) -> Payment:
     if row is None:
         raise NotFound(f"no payment with md5 {md5}")
     return _to_record(tx, row)
+
+
+async def read_by_md5(storage: Storage, md5: str) -> Payment:
+    """``get_by_md5`` outside any transaction, as one ``PointRead`` (the API's status read)."""
+    row = await PointRead.of(storage.db, _BY_MD5).one({"md5": md5.lower()})
+    if row is None:
+        raise NotFound(f"no payment with md5 {md5}")
+    return _to_record(storage, row)
 
 
 async def get_many_by_md5(tx: Tx, md5s: Sequence[str]) -> dict[str, Payment]:

@@ -275,8 +275,7 @@ class PaymentService:
             return await repo.get(tx, payment_id)
 
     async def get_by_md5(self, md5: str) -> Payment:
-        async with self.storage.lookup() as tx:
-            return await repo.get_by_md5(tx, _md5(md5))
+        return await repo.read_by_md5(self.storage, _md5(md5))
 
     async def find(self, ref: str) -> Payment:
         """A payment by id, MD5 or reference (the operator's way of naming one)."""
