@@ -5,8 +5,8 @@ interface. aiosqlite hands every DB-API call to a thread of its own; on this eng
 (point reads, single-row writes, a few-page COMMIT in WAL mode with ``synchronous=NORMAL``) the
 SQLite work takes tens of microseconds and the hand-off costs far more: a queue, a thread
 wake-up, a self-pipe write, an event-loop turn, and a fight for the GIL with the loop that
-served HTTP in the meantime. So this connection calls SQLite directly, with two guards that
-keep the event loop from ever sleeping inside SQLite:
+served HTTP in the meantime. So this connection calls SQLite directly, with three guards for
+the event loop:
 
 - **No busy wait on the loop.** The connection's own busy timeout is 0. A statement refused with
   SQLITE_BUSY (another process holds the write lock, or is recovering the WAL) did nothing; it
@@ -16,9 +16,12 @@ keep the event loop from ever sleeping inside SQLite:
   crosses the WAL threshold and copies pages back with fsyncs (tens of milliseconds). It is off
   on these connections; a ``Checkpointer`` runs PASSIVE checkpoints for the file on a thread of
   its own, with its own connection, every ``CHECKPOINT_EVERY`` commits.
-
-A statement that scans much (a search page, the due query) holds the loop for its duration, a
-few milliseconds at most on this engine's indexed queries.
+- **No long hold of the loop.** Statements (and the chunks of ``FETCH_CHUNK`` rows a big result
+  is fetched in) run back to back until ``SLICE_SECONDS`` of loop time has passed since the
+  loop last ran; the next one first yields one loop turn. A transaction of many statements (a
+  poller pass, a bulk import) thus shares the loop with key presses and HTTP requests. One
+  statement's step holds the loop for its own duration: milliseconds on this engine's indexed
+  queries.
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ __all__ = ["CHECKPOINT_EVERY", "Checkpointer", "Connection", "connect"]
 #: Commits between two checkpoints (SQLite's own default is about every 1,000 WAL pages; a
 #: payment's write transaction is about a dozen).
 CHECKPOINT_EVERY = 64
+
+#: The longest run of back-to-back statements before the driver yields the event loop a turn.
+SLICE_SECONDS = 0.004
+
+_slice = threading.local()
+
+
+def _end_slice() -> None:
+    """Runs at the loop's next turn: the loop got control, so the statements' slice is over."""
+    _slice.started = None
+
+#: Rows fetched per call: a result bigger than this is read a chunk at a time.
+FETCH_CHUNK = 100
 
 #: Sleeps between retries of a statement refused with SQLITE_BUSY (the last one repeats).
 _BUSY_NAPS = (0.001, 0.002, 0.005, 0.010, 0.020, 0.050, 0.100)
@@ -110,6 +126,7 @@ class Cursor:
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
+        self._open: sqlite3.Cursor | None = None
 
     async def __aenter__(self) -> Cursor:
         return self
@@ -127,19 +144,39 @@ class Cursor:
             else:
                 cur.execute(op, params)
             self.description = cur.description
-            self._rows = cur.fetchall() if cur.description else []
+            self._rows = cur.fetchmany(FETCH_CHUNK) if cur.description else []
             self.rowcount = cur.rowcount
             self.lastrowid = cur.lastrowid
-        finally:
+        except BaseException:
             cur.close()
+            raise
+        if len(self._rows) == FETCH_CHUNK:
+            self._open = cur  # more rows may follow: fetched chunk by chunk (see execute)
+        else:
+            cur.close()
+
+    def _more(self) -> bool:
+        assert self._open is not None
+        chunk = self._open.fetchmany(FETCH_CHUNK)
+        self._rows.extend(chunk)
+        if len(chunk) < FETCH_CHUNK:
+            self._open.close()
+            self._open = None
+            return False
+        return True
 
     async def execute(self, op: str, params: Any = None) -> Cursor:
         await self._conn._call(self._run, op, params, False)
+        # A big result is read in chunks, each a separate call, so the loop gets its turns.
+        while self._open is not None and await self._conn._call(self._more, retry=False):
+            pass
         return self
 
     async def executemany(self, op: str, seq_of_params: Sequence[Any]) -> Cursor:
         # Outside a transaction each row commits by itself: a retry could write the first rows twice.
         await self._conn._call(self._run, op, seq_of_params, True, retry=self._conn.in_transaction)
+        while self._open is not None and await self._conn._call(self._more, retry=False):
+            pass
         return self
 
     async def fetchall(self) -> list[Any]:
@@ -184,6 +221,12 @@ class Connection:
         self._tx = _Immediate(self)
 
     async def _call(self, function: Callable[..., Any], *args: Any, retry: bool = True) -> Any:
+        started = getattr(_slice, "started", None)
+        if started is None or time.perf_counter() - started > SLICE_SECONDS:
+            if started is not None:
+                await asyncio.sleep(0)  # the loop serves the others (and ends this slice)
+            _slice.started = time.perf_counter()
+            asyncio.get_running_loop().call_soon(_end_slice)
         deadline: float | None = None
         nap = 0
         while True:
