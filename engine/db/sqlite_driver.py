@@ -15,7 +15,8 @@ the event loop:
 - **No checkpoint on the loop.** SQLite's automatic checkpoint runs inside the COMMIT that
   crosses the WAL threshold and copies pages back with fsyncs (tens of milliseconds). It is off
   on these connections; a ``Checkpointer`` runs PASSIVE checkpoints for the file on a thread of
-  its own, with its own connection, every ``CHECKPOINT_EVERY`` commits.
+  its own, with its own connection, every ``CHECKPOINT_EVERY`` commits or ``CHECKPOINT_ROWS``
+  rows written.
 - **No long hold of the loop.** Statements (and the chunks of ``FETCH_CHUNK`` rows a big result
   is fetched in) run back to back until ``SLICE_SECONDS`` of loop time has passed since the
   loop last ran; the next one first yields one loop turn. A transaction of many statements (a
@@ -37,8 +38,10 @@ from typing import Any
 __all__ = ["CHECKPOINT_EVERY", "Checkpointer", "Connection", "connect"]
 
 #: Commits between two checkpoints (SQLite's own default is about every 1,000 WAL pages; a
-#: payment's write transaction is about a dozen).
+#: payment's write transaction is about a dozen)...
 CHECKPOINT_EVERY = 64
+#: ...or rows written: a bulk transaction fills the WAL alone, and reads from a long WAL are slower.
+CHECKPOINT_ROWS = 1_000
 
 #: The longest run of back-to-back statements before the driver yields the event loop a turn.
 SLICE_SECONDS = 0.004
@@ -75,14 +78,16 @@ class Checkpointer:
         self._conn: sqlite3.Connection | None = None
         self._pending = threading.Event()
         self._commits = 0
+        self._rows = 0
         self.runs = 0
 
-    def committed(self) -> None:
-        """Count one commit; every ``CHECKPOINT_EVERY`` of them, queue a checkpoint."""
+    def committed(self, rows: int) -> None:
+        """Count one commit of ``rows`` changed rows; queue a checkpoint when enough have passed."""
         self._commits += 1
-        if self._commits < CHECKPOINT_EVERY or self._pending.is_set():
+        self._rows += rows
+        if (self._commits < CHECKPOINT_EVERY and self._rows < CHECKPOINT_ROWS) or self._pending.is_set():
             return
-        self._commits = 0
+        self._commits = self._rows = 0
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoint")
         self._pending.set()
@@ -218,6 +223,7 @@ class Connection:
         self._kwargs = kwargs
         self._checkpointer = checkpointer
         self._sqlite: sqlite3.Connection | None = None
+        self._changes = 0  # total_changes at the last commit
         self._tx = _Immediate(self)
 
     async def _call(self, function: Callable[..., Any], *args: Any, retry: bool = True) -> Any:
@@ -283,7 +289,9 @@ class Connection:
         if self.in_transaction:
             await self._call(self._conn.commit)
             if self._checkpointer is not None:
-                self._checkpointer.committed()
+                changes = self._conn.total_changes
+                self._checkpointer.committed(changes - self._changes)
+                self._changes = changes
 
     async def rollback(self) -> None:
         if self.in_transaction:
