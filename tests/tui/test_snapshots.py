@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from bakong_console.tui.app import BakongConsoleApp
 from bakong_console.tui.dialogs.payment_dialogs import ResolveDialog
@@ -40,7 +40,7 @@ from engine.clock import ManualClock
 from engine.records import Payment, PaymentStatus
 from engine.runtime import Engine
 from tests.engine.conftest import run_for, settle
-from tests.tui.conftest import CASHIER, OPERATOR, console_app, quiet, still, wait_until, workers_done
+from tests.tui.conftest import CASHIER, OPERATOR, console_app, quiet, shown, still, wait_until, workers_done
 
 T = TypeVar("T")
 
@@ -347,6 +347,9 @@ def test_payment_detail(shoot: Shoot, snapshot_engine: Engine, clock: ManualCloc
         await quiet(pilot)
         assert isinstance(screen, PaymentDetailScreen) and screen.payment is not None
         assert screen.payment.id == payment.id and screen.payment.status is PaymentStatus.PAID
+        # Deliveries name the endpoint by its URL, as the operator configured it.
+        webhooks = shown(screen.query_one("#detail-webhooks", Static))
+        assert REFUSING_ENDPOINT in webhooks and "whe_" not in webhooks
 
     assert shoot((120, 64), detail)
 

@@ -83,7 +83,7 @@ def _timeline(history: list[StatusChange]) -> Table:
     return table
 
 
-def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]]) -> Group | Text:
+def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]], urls: dict[str, str]) -> Group | Text:
     if not deliveries:
         return Text("No webhook deliveries about this payment.", style="dim")
     table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
@@ -92,7 +92,8 @@ def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]]) 
     table.add_column("Status", no_wrap=True)
     table.add_column("Attempt", ratio=1, overflow="fold")
     for delivery, attempts in deliveries:
-        table.add_row(delivery.event_type, delivery.endpoint_id, delivery.status, f"{delivery.attempt_count} attempt(s)")
+        endpoint = urls.get(delivery.endpoint_id, delivery.endpoint_id)
+        table.add_row(delivery.event_type, endpoint, delivery.status, f"{delivery.attempt_count} attempt(s)")
         for attempt in attempts:
             answer = f"HTTP {attempt.status_code}" if attempt.status_code is not None else (attempt.error or "no answer")
             table.add_row("", "", Text(f"#{attempt.attempt}", style="dim"), f"{local_time(attempt.started_at)} · {answer} · {took(attempt.duration_ms)}")
@@ -157,6 +158,7 @@ class PaymentDetailScreen(PaymentActions):
         deliveries = []
         for delivery in await engine.webhooks.deliveries_for_subject("payment", self.payment_id):
             deliveries.append((delivery, await engine.webhooks.attempts(delivery.id)))
+        urls = {e.id: e.url for e in await engine.webhooks.list_endpoints()} if deliveries else {}
         self.payment = payment
         title = Text()
         title.append_text(status_badge(payment.status.value, 14))
@@ -171,5 +173,5 @@ class PaymentDetailScreen(PaymentActions):
         self.query_one("#detail-bakong", Static).update(
             Text(json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)) if record else Text("Not found on Bakong yet.", style="dim")
         )
-        self.query_one("#detail-webhooks", Static).update(_deliveries(deliveries))
+        self.query_one("#detail-webhooks", Static).update(_deliveries(deliveries, urls))
         self.refresh_bindings()
