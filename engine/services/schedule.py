@@ -3,36 +3,50 @@
 With budget to spare a payment is checked densely in its first minutes (most payers pay then),
 sparsely until it expires, and slowly during the late watch after its timeout, every interval
 jittered so thousands of payments do not fall due in one tick. When the day's remaining budget
-cannot pay for that, ``Allowance`` says how many checks each payment can afford, and the schedule
-spreads those few evenly across the window in which payers usually pay, plus one at expiry, so
-the budget lasts until the quota resets at local midnight instead of running dry at noon.
+cannot pay for that, ``Allowance`` says how many requests each payment can afford, and the
+schedule places that many checks where they buy the most: in the window in which payers usually
+pay (nobody pays in the first seconds: the payer still has to open the app, scan and confirm),
+first gaps longest (a late check is cheap: most payers were found before it), plus one at expiry
+when affordable, so the budget lasts until the quota resets at local midnight instead of running
+dry at noon.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from engine.config import PaymentSettings
 from engine.records import Payment, PaymentStatus
 
-__all__ = ["Allowance", "CheckSchedule"]
+__all__ = ["Allowance", "CheckSchedule", "ScarcePlan"]
 
 #: Checks in the early window of one payment at most while the forecast has no history to rest on.
 GUESSED_FORECAST_CHECKS = 3
+#: Nobody pays in the first seconds after the QR is shown (open the app, scan, confirm): the
+#: scarce schedule spends no check before then.
+PAYER_LEAD_SECONDS = 10.0
+#: The share of payments that get paid, assumed until the database has finished payments to count.
+DEFAULT_PAID_SHARE = 0.9
+#: With yesterday to forecast from, the recent rate still counts for at least this long ahead
+#: (today may run later than yesterday did).
+MIN_RATE_HORIZON_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
 class Allowance:
-    """How many checks each payment may have today (None: as many as the schedule wants)."""
+    """How many requests each payment may have today (None: as many as the schedule wants)."""
 
     per_payment: float | None
     remaining_requests: int | None = None
     expected_payments: float = 0.0
     #: The forecast rests on yesterday's payments, not only on the last hours'.
     from_history: bool = False
+    #: The share of payments that get paid (a never-paid one costs every check of its plan).
+    paid_share: float = DEFAULT_PAID_SHARE
 
     @property
     def ample(self) -> bool:
@@ -47,23 +61,49 @@ class Allowance:
         pending: int,
         recent_rate_per_second: float,
         seconds_to_reset: float,
-        batch_size: int,
         nominal_checks: float,
+        checks_per_request: float = 1.0,
         yesterday_rest: int = 0,
+        yesterday_total: int = 0,
+        active_seconds: float | None = None,
+        paid_share: float = DEFAULT_PAID_SHARE,
+        floor_cost: float = 1.0,
     ) -> Allowance:
         """Split the requests left today among the payments pending now and those expected
-        before the reset: the recent creation rate carried forward, or what came after this time
-        yesterday if that was more (early in the day a few payments make a poor forecast, and an
-        optimistic one spends the budget before the busy hours). With a working bulk endpoint
-        one request checks up to ``batch_size`` payments at once."""
+        before the reset.
+
+        Two forecasts of the payments still to come. The cautious one is the larger of what
+        came after this time yesterday and the recent creation rate carried forward: to the
+        reset without history (a few payments make a poor forecast, and an optimistic one spends
+        the budget before the busy hours), else over the hours that were busy yesterday
+        (``active_seconds``, at least an hour ahead). The likely one is what came after this time
+        yesterday (the cautious one without history). Every payment of the cautious forecast is
+        first given ``floor_cost`` (the cheapest plan: one check at the end of the payer window),
+        so the budget outlasts the day while it is no busier than that; what is left over is
+        spread over the likely forecast. ``checks_per_request`` is how many payments one request
+        has been checking lately (more than one only where the bulk endpoint answers and checks
+        fall due together)."""
         usable = max(0, remaining - reserve)
-        expected = pending + max(recent_rate_per_second * max(0.0, seconds_to_reset), float(yesterday_rest))
-        if expected <= 0:
-            return cls(None, remaining, expected)
-        per_payment = usable / expected * max(1, min(batch_size, pending or 1))
+        to_reset = max(0.0, seconds_to_reset)
+        history = yesterday_total > 0
+        horizon = to_reset
+        if history and active_seconds is not None:
+            horizon = min(to_reset, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
+        cautious = pending + max(recent_rate_per_second * horizon, float(yesterday_rest))
+        likely = pending + float(yesterday_rest) if history else cautious
+        share = min(1.0, max(0.0, paid_share))
+        if cautious <= 0:
+            return cls(None, remaining, cautious, paid_share=share)
+        per_request = max(1.0, checks_per_request)
+        floor = floor_cost / per_request
+        if usable <= floor * cautious or likely <= 0:
+            per_payment = usable / cautious
+        else:
+            per_payment = floor + (usable - floor * cautious) / likely
+        per_payment *= per_request
         if per_payment >= nominal_checks:
-            return cls(None, remaining, expected)
-        return cls(per_payment, remaining, expected, from_history=yesterday_rest > 0)
+            return cls(None, remaining, cautious, paid_share=share)
+        return cls(per_payment, remaining, cautious, from_history=history, paid_share=share)
 
 
 class CheckSchedule:
@@ -87,7 +127,8 @@ class CheckSchedule:
     def first_check_at(self, created_at: datetime, expires_at: datetime, allowance: Allowance | None = None) -> datetime:
         if allowance is None or allowance.ample:
             return created_at + self._jitter(self.s.dense_interval_seconds)
-        return self._scarce_next(created_at, expires_at, created_at, allowance)
+        nxt = self._scarce_next(created_at, expires_at, created_at, allowance)
+        return nxt if nxt is not None else created_at + timedelta(seconds=self.s.scarce_window_seconds)
 
     def next_check_at(self, payment: Payment, now: datetime, allowance: Allowance | None = None) -> datetime | None:
         """The next check of a payment that is still being watched; None when it should stop."""
@@ -106,32 +147,168 @@ class CheckSchedule:
             return now + self._jitter(interval)
         return self._scarce_next(payment.created_at, payment.expires_at, now, allowance)
 
-    def _scarce_next(self, created_at: datetime, expires_at: datetime, now: datetime, allowance: Allowance) -> datetime | None:
-        """Spread the affordable checks evenly over the early window; one more at expiry if affordable.
+    # --- the scarce schedule ------------------------------------------------------------------------
 
-        A payer who pays at a uniformly random moment of the window is found, on average, after
-        (n + 1) / 2 of n evenly spaced checks, so an allowance of k buys n = 2k - 1 of them.
+    def floor_cost(self, paid_share: float = DEFAULT_PAID_SHARE) -> float:
+        """Expected requests of the cheapest scarce plan: one check at the end of the payer window
+        (and the late watch's look if it is never paid)."""
+        q = min(1.0, max(0.0, paid_share))
+        return q + (1 - q) * (2 if self.s.late_watch_minutes > 0 else 1)
+
+    def scarce_plan(self, allowance: Allowance) -> ScarcePlan:
+        """How this allowance is spent on a payment (cached: every payment checked in one pass
+        asks with the same allowance)."""
+        return _plan(
+            allowance.per_payment or 0.0,
+            allowance.paid_share,
+            GUESSED_FORECAST_CHECKS if not allowance.from_history else None,
+            self.s.scarce_window_seconds,
+            self.s.dense_interval_seconds,
+            self.s.late_watch_minutes > 0,
+        )
+
+    def _scarce_next(self, created_at: datetime, expires_at: datetime, now: datetime, allowance: Allowance) -> datetime | None:
+        """The first check of the best plan for what is left of the payer window after ``now``;
+        the one at expiry once the window is done, if the plan has it.
+
+        Planned afresh at every check from the current allowance (a payer not found yet pays
+        somewhere in the rest of the window, and is less likely to pay at all), so a plan that
+        changed between two checks never bunches them. Which of the plan's two check counts a
+        payment gets is picked by a stable number of its own, its creation instant's microseconds.
         """
-        per_payment = allowance.per_payment or 0.0
-        window = self.s.scarce_window_seconds
-        ideal = max(1.0, 2 * per_payment - 1)
-        whole = math.floor(ideal + 1e-9)
-        # 2k - 1 is rarely whole: round it up for a share of payments equal to its fraction, so
-        # the day's spending matches the allowance instead of always falling short of it (the
-        # share is picked by a stable per-payment number, its creation instant's microseconds).
-        # Without yesterday to forecast from, the forecast is a guess from a few payments: one
-        # payment gets at most a few checks, so an early overestimate cannot spend the budget
-        # before evening.
-        if created_at.microsecond / 1_000_000 < ideal - whole:
-            whole += 1
-        if not allowance.from_history:
-            whole = min(whole, GUESSED_FORECAST_CHECKS)
-        in_window = max(1, min(whole, int(window // self.s.dense_interval_seconds) or 1))
-        spacing = window / in_window
+        plan = self.scarce_plan(allowance)
         age = (now - created_at).total_seconds()
-        step = math.floor(age / spacing + 1e-9) + 1
-        if step <= in_window:
-            return created_at + timedelta(seconds=step * spacing)
-        if now < expires_at and per_payment >= in_window + 0.5:
+        step = plan.next_gap(age, created_at.microsecond / 1_000_000)
+        if step is not None:
+            return now + timedelta(seconds=step)
+        if plan.at_expiry and now < expires_at:
             return expires_at
         return None
+
+
+# --- choosing the plan ----------------------------------------------------------------------------
+#
+# Payers are taken to pay at a uniformly random moment of [a, b]: a = PAYER_LEAD_SECONDS after the
+# QR is shown, b = the end of the scarce window, D = b - a; the last check is at b, so every payer
+# of the window is found. With n checks whose gaps are g_1..g_n (sum D), a paid payment waits
+# sum(g_j^2) / 2D on average and costs 1 + sum((j - 1) g_j) / D checks (check j is spent only on
+# the payers not found by check j - 1); a never-paid one costs all n, and the late watch's one look.
+# Minimising  q * latency + lam * cost  (q the paid share, lam the seconds of latency one request
+# is worth) gives gaps shrinking evenly, g_j = D/n + lam * ((n - 1)/2 - (j - 1)): lam = 0 is the
+# even spacing, a dearer request moves the early checks later, where each finds more payers. The
+# allowance fixes lam: the largest n (and its gaps) whose expected cost fits; where the cost jumps
+# between n and n + 1, a share of payments gets n + 1 so the average fits exactly. After each
+# check the rest of the window is the same problem, smaller (Bellman): its best first gap at the
+# same lam is the plan's next gap.
+
+
+def _gaps(n: int, lam: float, span: float) -> list[float] | None:
+    gaps = [span / n + lam * ((n - 1) / 2 - j) for j in range(n)]
+    return gaps if gaps[-1] >= -1e-9 else None
+
+
+def _figures(gaps: list[float], span: float, q: float, late_look: bool) -> tuple[float, float]:
+    latency = sum(g * g for g in gaps) / (2 * span)
+    paid = 1 + sum(j * g for j, g in enumerate(gaps)) / span
+    unpaid = len(gaps) + (1 if late_look else 0)
+    return latency, q * paid + (1 - q) * unpaid
+
+
+def _best(lam: float, span: float, most: int, q: float, late_look: bool) -> tuple[int, list[float], float]:
+    """The check count (at most ``most``) and gaps with the lowest q * latency + lam * cost."""
+    choice: tuple[float, int, list[float], float] | None = None
+    for n in range(1, max(1, most) + 1):
+        gaps = _gaps(n, lam, span)
+        if gaps is None:
+            break
+        latency, cost = _figures(gaps, span, q, late_look)
+        value = q * latency + lam * cost
+        if choice is None or value < choice[0]:
+            choice = (value, n, gaps, cost)
+    assert choice is not None
+    return choice[1], choice[2], choice[3]
+
+
+@dataclass(frozen=True)
+class ScarcePlan:
+    """How a scarce allowance is spent on one payment: the price ``lam`` of a request in seconds
+    of latency (``lam_more`` for a share ``more_share`` of payments, which get one check more),
+    the payer window ``[lead, window]``, and whether a check at expiry is affordable too."""
+
+    lead: float
+    window: float
+    min_gap: float
+    most: int
+    capped: bool
+    paid_share: float
+    late_look: bool
+    lam: float
+    lam_more: float = 0.0
+    more_share: float = 0.0
+    at_expiry: bool = False
+    #: Expected requests per payment of a fresh payment under this plan.
+    cost: float = field(default=0.0, compare=False)
+
+    def next_gap(self, age: float, pick: float) -> float | None:
+        """Seconds from a check at ``age`` (0: the QR was just shown) to the next one in the
+        window; None once the window is done."""
+        start = max(self.lead, age)
+        span = self.window - start
+        if span <= 1e-6:
+            return None
+        full = self.window - self.lead
+        most = max(1, int(span // self.min_gap + 1e-9)) if self.min_gap > 0 else 1
+        if self.capped:  # the cap spread over the whole window: what is left keeps its share
+            most = min(most, max(1, round(self.most * span / full)))
+        more = pick < self.more_share
+        lam = self.lam_more if more else self.lam
+        if math.isinf(lam):
+            return self.window - age
+        # a payer not found by now pays later, or not at all: the paid share of what is left
+        q = self.paid_share * (span / full) / (self.paid_share * (span / full) + 1 - self.paid_share) if full > 0 else self.paid_share
+        _, gaps, _ = _best(lam, span, most, q, self.late_look)
+        return start - age + gaps[0]
+
+    def offsets(self, pick: float) -> list[float]:
+        """The checks of a fresh payment that is never found, in seconds after the QR is shown."""
+        out, age = [], 0.0
+        while (gap := self.next_gap(age, pick)) is not None and len(out) < 1000:
+            age += gap
+            out.append(round(age, 3))
+        return out
+
+
+@lru_cache(maxsize=256)
+def _plan(per_payment: float, paid_share: float, cap: int | None, window: float, min_gap: float, late_look: bool) -> ScarcePlan:
+    lead = PAYER_LEAD_SECONDS if window > 2 * PAYER_LEAD_SECONDS else 0.0
+    span = window - lead
+    most = max(1, int(span // min_gap) if min_gap > 0 else 1)
+    if cap is not None:
+        most = min(most, cap)
+    q = min(1.0, max(0.0, paid_share))
+    base = {"lead": lead, "window": window, "min_gap": min_gap, "most": most, "capped": cap is not None, "paid_share": q, "late_look": late_look}
+    _, _, cost_top = _best(0.0, span, most, q, late_look)
+    if per_payment >= cost_top:
+        # every check the window takes; what is left buys the look at expiry
+        return ScarcePlan(**base, lam=0.0, lam_more=0.0, at_expiry=per_payment >= cost_top + 1, cost=cost_top)
+    cost_one = _figures([span], span, q, late_look)[1]
+    if per_payment <= cost_one:
+        return ScarcePlan(**base, lam=math.inf, lam_more=math.inf, cost=cost_one)
+    # the cost falls as lam rises: find where it crosses the allowance
+    lo, hi = 0.0, span
+    while _best(hi, span, most, q, late_look)[0] > 1:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _best(mid, span, most, q, late_look)[2] > per_payment:
+            lo = mid
+        else:
+            hi = mid
+    # just either side of the jump, so that each side's choice is clear of the tie
+    hi, lo = hi * (1 + 1e-6), lo * (1 - 1e-6)
+    n_fit, _, cost_fit = _best(hi, span, most, q, late_look)
+    n_over, _, cost_over = _best(lo, span, most, q, late_look)
+    if n_over == n_fit or cost_over <= cost_fit + 1e-9:
+        return ScarcePlan(**base, lam=hi, lam_more=hi, cost=cost_fit)
+    share = min(1.0, max(0.0, (per_payment - cost_fit) / (cost_over - cost_fit)))
+    return ScarcePlan(**base, lam=hi, lam_more=lo, more_share=share, cost=cost_fit + share * (cost_over - cost_fit))

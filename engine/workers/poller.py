@@ -24,7 +24,7 @@ from engine.config import Settings
 from engine.db import journal
 from engine.db import payments as repo
 from engine.db import state as engine_state
-from engine.db.storage import Storage
+from engine.db.storage import Storage, Tx
 from engine.errors import (
     BakongRefusal,
     BakongServerError,
@@ -36,8 +36,8 @@ from engine.errors import (
     RateLimited,
     TokenExpired,
 )
-from engine.records import Actor, Payment
-from engine.services.schedule import Allowance, CheckSchedule
+from engine.records import Actor, Payment, PaymentStatus
+from engine.services.schedule import DEFAULT_PAID_SHARE, Allowance, CheckSchedule
 from engine.services.settlement import apply_outcome, changes_state, check_result
 from engine.workers.base import Worker
 
@@ -48,6 +48,13 @@ log = logging.getLogger("engine.poller")
 ACTOR = Actor.daemon("poller")
 PAUSE_STATE = "poller.pause"
 DEMAND_WINDOW = timedelta(hours=2)
+#: Yesterday's payments are counted in slots this long to see which hours were busy.
+PROFILE_SLOT = timedelta(minutes=30)
+#: How often the paid share of finished payments is counted again.
+PAID_SHARE_REFRESH = timedelta(minutes=10)
+#: Finished payments the paid share counts as if they had the default share (a prior: a handful of
+#: payments must not swing it).
+PAID_SHARE_PRIOR = 10
 #: Bulk requests in flight at once while working through a backlog.
 CONCURRENT_REQUESTS = 4
 
@@ -73,6 +80,8 @@ class PollerState:
     last_pass_at: datetime | None = None
     last_batch_size: int = 0
     requests_sent: int = 0
+    #: Payments one answered request checked, on a moving average (None: no request answered yet).
+    checks_per_request: float | None = None
 
 
 class Poller(Worker):
@@ -99,6 +108,9 @@ class Poller(Worker):
         self.batch_limit = batch_limit
         self.rng = rng or random.Random()
         self.tick = settings.payments.tick_seconds
+        # yesterday is over: its profile is counted once (the day's midnight, slot counts)
+        self._profile: tuple[datetime, list[int]] | None = None
+        self._paid_share: tuple[datetime, float] | None = None
 
     # --- budget -----------------------------------------------------------------------------------
 
@@ -110,6 +122,11 @@ class Poller(Worker):
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
             # payments created yesterday between this time of day and its midnight
             yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
+            slots = await self._yesterday_profile(tx, reset - timedelta(days=2))
+            paid_share = await self._paid_share_now(tx, now)
+        # yesterday's busy hours, moved to today: the recent rate is carried forward over those
+        busy = [i for i, n in enumerate(slots) if n]
+        active = ((reset - timedelta(days=1) + (busy[-1] + 1) * PROFILE_SLOT) - now).total_seconds() if busy else None
         bulk = self.client.bulk_blocked_until is None
         return Allowance.compute(
             remaining=usage.remaining,
@@ -118,9 +135,35 @@ class Poller(Worker):
             recent_rate_per_second=recent / DEMAND_WINDOW.total_seconds(),
             seconds_to_reset=(reset - now).total_seconds(),
             yesterday_rest=yesterday_rest,
-            batch_size=BULK_LIMIT if bulk else 1,
+            yesterday_total=sum(slots),
+            active_seconds=max(0.0, active) if active is not None else None,
+            # until a request was answered, the bulk endpoint is taken to check what waits now
+            checks_per_request=(self.state.checks_per_request or min(BULK_LIMIT, max(1, pending))) if bulk else 1.0,
+            paid_share=paid_share,
+            floor_cost=self.schedule.floor_cost(paid_share),
             nominal_checks=self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
         )
+
+    async def _yesterday_profile(self, tx: Tx, start: datetime) -> list[int]:
+        """Payments created in each slot of the local day that began at ``start`` (counted once)."""
+        if self._profile is None or self._profile[0] != start:
+            slots = int(timedelta(days=1) / PROFILE_SLOT)
+            counts = [
+                await repo.count_created_between(tx, start + i * PROFILE_SLOT, start + (i + 1) * PROFILE_SLOT)
+                for i in range(slots)
+            ]
+            self._profile = (start, counts)
+        return self._profile[1]
+
+    async def _paid_share_now(self, tx: Tx, now: datetime) -> float:
+        """The share of finished payments that were paid (late or in review counted as paid)."""
+        if self._paid_share is None or now - self._paid_share[0] >= PAID_SHARE_REFRESH or now < self._paid_share[0]:
+            counts = await repo.count_by_status(tx)
+            paid = sum(counts.get(s.value, 0) for s in (PaymentStatus.PAID, PaymentStatus.PAID_LATE, PaymentStatus.NEEDS_REVIEW))
+            unpaid = sum(counts.get(s.value, 0) for s in (PaymentStatus.TIMEOUT, PaymentStatus.FAILED))
+            share = (paid + DEFAULT_PAID_SHARE * PAID_SHARE_PRIOR) / (paid + unpaid + PAID_SHARE_PRIOR)
+            self._paid_share = (now, share)
+        return self._paid_share[1]
 
     # --- pause on an expired token ------------------------------------------------------------------
 
@@ -219,6 +262,8 @@ class Poller(Worker):
                 unexpected = unexpected or answer
                 continue
             self.state.requests_sent += 1
+            seen = self.state.checks_per_request
+            self.state.checks_per_request = float(len(batch)) if seen is None else seen + 0.2 * (len(batch) - seen)
             if self.state.consecutive_failures:
                 await self._recovered()
             await self._apply(batch, answer)

@@ -3,18 +3,33 @@ affordable checks of a payment are placed."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from engine.config import PaymentSettings
-from engine.services.schedule import Allowance, CheckSchedule
+from engine.services.schedule import PAYER_LEAD_SECONDS, Allowance, CheckSchedule
 
 T0 = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
+WINDOW = PaymentSettings().scarce_window_seconds
 
 
-def _allowance(*, remaining: int = 97, recent_rate_per_second: float = 0.0, yesterday_rest: int = 0) -> Allowance:
+def _allowance(
+    *,
+    remaining: int = 97,
+    recent_rate_per_second: float = 0.0,
+    yesterday_rest: int = 0,
+    yesterday_total: int | None = None,
+    active_seconds: float | None = None,
+    floor_cost: float = 1.0,
+    checks_per_request: float = 1.0,
+) -> Allowance:
     return Allowance.compute(
         remaining=remaining, reserve=0, pending=0, recent_rate_per_second=recent_rate_per_second,
-        seconds_to_reset=16 * 3600, batch_size=1, nominal_checks=90.0, yesterday_rest=yesterday_rest,
+        seconds_to_reset=16 * 3600, nominal_checks=90.0, yesterday_rest=yesterday_rest,
+        yesterday_total=yesterday_rest if yesterday_total is None else yesterday_total,
+        active_seconds=active_seconds, floor_cost=floor_cost, checks_per_request=checks_per_request,
     )  # fmt: skip
 
 
@@ -30,33 +45,97 @@ def test_yesterday_outweighs_a_thin_morning_forecast() -> None:
     assert round(busy.per_payment or 0, 3) == round(97 / (20 * 16), 3)
 
 
-def _checks(schedule: CheckSchedule, created: datetime, allowance: Allowance) -> list[float]:
+def test_the_recent_rate_counts_over_yesterdays_busy_hours_and_the_surplus_over_the_likely_day() -> None:
+    rate = 6 / 3600
+    # evening: yesterday was busy for one more hour and had 5 payments in it
+    evening = _allowance(remaining=30, recent_rate_per_second=rate, yesterday_rest=5, yesterday_total=60, active_seconds=3600, floor_cost=1.1)
+    # cautious: 6 in the hour; each gets the floor (1.1) first, the rest goes to yesterday's 5
+    assert evening.per_payment == pytest.approx(1.1 + (30 - 1.1 * 6) / 5)
+    # past yesterday's busy hours the rate still counts for an hour ahead
+    late = _allowance(remaining=30, recent_rate_per_second=rate, yesterday_rest=0, yesterday_total=60, active_seconds=0, floor_cost=1.1)
+    assert late.per_payment == pytest.approx(30 / 6)
+    # without history the rate runs to the reset, and no surplus is assumed
+    first_day = _allowance(remaining=30, recent_rate_per_second=rate, floor_cost=1.1, active_seconds=3600)
+    assert first_day.per_payment == pytest.approx(30 / (6 * 16)) and not first_day.from_history
+    # the floor for the cautious forecast not affordable: split evenly over the cautious forecast
+    tight = _allowance(remaining=30, recent_rate_per_second=30 / 3600, yesterday_rest=5, yesterday_total=60, active_seconds=3600, floor_cost=1.1)
+    assert tight.per_payment == pytest.approx(30 / 30)
+    # one request checks one payment unless the poller has seen requests check more
+    assert _allowance(yesterday_rest=60, checks_per_request=4).per_payment == pytest.approx(4 * 97 / 60)
+
+
+def test_the_floor_for_the_cautious_forecast_is_never_spent_while_the_day_stays_within_it() -> None:
+    """Payments arrive as the cautious forecast said (more than the likely one): each spends its
+    allowance (at least the floor), and the budget still covers every one of them."""
+    floor = 1.1
+    for likely_share in (0.3, 0.6, 0.9):
+        remaining, left = 97.0, 60
+        while left:
+            a = _allowance(remaining=int(remaining), yesterday_rest=round(left * likely_share), yesterday_total=60,
+                           recent_rate_per_second=left / (16 * 3600), floor_cost=floor)  # fmt: skip
+            spend = max(floor, a.per_payment or 0.0)
+            remaining -= spend
+            left -= 1
+            assert remaining >= -1e-9, f"ran dry with {left} payments to go (likely share {likely_share})"
+
+
+def _checks(schedule: CheckSchedule, created: datetime, allowance: Allowance | list[Allowance]) -> list[float]:
+    """The check offsets of a payment that is never paid (the allowance may change at each check)."""
+    seq = allowance if isinstance(allowance, list) else [allowance]
     expires = created + timedelta(minutes=15)
-    at = schedule.first_check_at(created, expires, allowance)
+    at = schedule.first_check_at(created, expires, seq[0])
     seen = []
     while at is not None and len(seen) < 50:
-        seen.append((at - created).total_seconds())
-        at = schedule._scarce_next(created, expires, at, allowance)
+        seen.append(round((at - created).total_seconds(), 3))
+        at = schedule._scarce_next(created, expires, at, seq[min(len(seen), len(seq) - 1)])
     return seen
 
 
-def test_scarce_checks_are_spread_over_the_window_and_capped_without_history() -> None:
+def _expected_cost(offsets: list[float], paid_share: float, late_look: bool = True) -> float:
+    """Requests a payment costs on average: payers uniform over [lead, last in-window check]."""
+    in_window = [o for o in offsets if o <= WINDOW]
+    span = WINDOW - PAYER_LEAD_SECONDS
+    paid = sum(1 - (max(PAYER_LEAD_SECONDS, prev) - PAYER_LEAD_SECONDS) / span for prev in [0.0, *in_window[:-1]])
+    return paid_share * paid + (1 - paid_share) * (len(offsets) + (1 if late_look else 0))
+
+
+def test_the_affordable_checks_cost_what_the_allowance_allows_and_buy_the_most() -> None:
     schedule = CheckSchedule(PaymentSettings())
-    informed = _allowance(yesterday_rest=60)  # k = 1.62: 2k - 1 = 2.23 checks per payment
-    guessed = Allowance(informed.per_payment, informed.remaining_requests, informed.expected_payments, from_history=False)
-    counts = []
-    for micro in range(0, 1_000_000, 10_000):
-        created = T0.replace(microsecond=micro)
-        checks = _checks(schedule, created, informed)
-        assert checks in ([60.0, 120.0], [40.0, 80.0, 120.0])
-        counts.append(len(checks))
-        assert _checks(schedule, created, guessed) == checks  # the same rounding without history
-    share_of_three = counts.count(3) / len(counts)
-    assert 0.18 <= share_of_three <= 0.28  # the fraction 0.23 of 2.23
-    # a generous guess without history is capped at three checks; with history it is not
-    rich = _allowance(remaining=97, yesterday_rest=10)  # k = 9.7
+    informed = _allowance(yesterday_rest=60)  # 1.62 requests per payment
+    plans = [_checks(schedule, T0.replace(microsecond=m), informed) for m in range(0, 1_000_000, 5_000)]
+    # on average a payment costs what it was allowed
+    mean_cost = sum(_expected_cost(p, informed.paid_share) for p in plans) / len(plans)
+    assert mean_cost == pytest.approx(informed.per_payment, abs=0.03)
+    for plan in plans:
+        assert plan[-1] == WINDOW and plan[0] > PAYER_LEAD_SECONDS  # every payer of the window is found
+        gaps = [b - a for a, b in zip([PAYER_LEAD_SECONDS, *plan], plan, strict=False)]
+        assert all(g1 >= g2 - 1e-6 for g1, g2 in zip(gaps, gaps[1:], strict=False))  # first gaps longest
+    assert {len(p) for p in plans} == {2, 3}
+    # a later first check finds more payers at once: cheaper than the same number spread evenly
+    for plan in plans:
+        even = [PAYER_LEAD_SECONDS + (WINDOW - PAYER_LEAD_SECONDS) * (i + 1) / len(plan) for i in range(len(plan))]
+        assert _expected_cost(plan, 1.0) <= _expected_cost(even, 1.0) + 1e-9
+    # the budget per payment buys more checks as it grows
+    rich = _allowance(remaining=97, yesterday_rest=25)
+    assert len(_checks(schedule, T0, rich)) > max(len(p) for p in plans)
+    # less than the cheapest plan still buys the one at the end of the window
+    assert _checks(schedule, T0, _allowance(remaining=10, yesterday_rest=60)) == [WINDOW]
+
+
+def test_a_plan_that_changes_between_checks_never_bunches_them() -> None:
+    schedule = CheckSchedule(PaymentSettings())
+    rng = random.Random(4)
+    for _ in range(200):
+        seq = [_allowance(remaining=rng.randrange(30, 98), yesterday_rest=rng.randrange(10, 60)) for _ in range(30)]
+        checks = _checks(schedule, T0.replace(microsecond=rng.randrange(1_000_000)), seq)
+        assert checks[-1] in (WINDOW, 900.0)
+        in_window = [c for c in checks if c <= WINDOW]
+        assert all(b - a >= PaymentSettings().dense_interval_seconds - 1e-6 for a, b in zip(in_window, in_window[1:], strict=False))
+
+
+def test_without_history_a_generous_guess_is_capped_at_three_checks() -> None:
+    schedule = CheckSchedule(PaymentSettings())
+    rich = _allowance(remaining=97, yesterday_rest=10)  # 9.7 requests per payment
     rich_guess = Allowance(rich.per_payment, rich.remaining_requests, rich.expected_payments, from_history=False)
-    assert _checks(schedule, T0, rich_guess) == [40.0, 80.0, 120.0, 900.0]  # and the one at expiry
-    assert len(_checks(schedule, T0, rich)) >= 18
-    # less than one check affordable still buys the one at the end of the window
-    assert _checks(schedule, T0, _allowance(remaining=10, yesterday_rest=60)) == [120.0]
+    assert _checks(schedule, T0, rich_guess) == [46.667, 83.333, WINDOW, 900.0]  # and the one at expiry
+    assert len(_checks(schedule, T0, rich)) >= 10
