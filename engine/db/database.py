@@ -49,6 +49,7 @@ class Database:
         self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self._memory = self.dialect == "sqlite" and (parsed.database or ":memory:") == ":memory:"
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect!r}: use SQLite or PostgreSQL")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -59,7 +60,7 @@ class Database:
             # Statements on the event loop instead of a thread hop each (see sqlite_driver).
             cargs, cparams = SQLiteDialect_aiosqlite().create_connect_args(parsed)
             cparams = {**cparams, "timeout": busy_timeout}
-            if database in ("", ":memory:"):
+            if self._memory:
                 kwargs["poolclass"] = NullPool
             else:
                 self._checkpointer = sqlite_driver.Checkpointer(cargs[0], uri=bool(cparams.get("uri")))
@@ -95,7 +96,7 @@ class Database:
 
     @property
     def is_memory(self) -> bool:
-        return self.is_sqlite and (make_url(self.url).database or ":memory:") == ":memory:"
+        return self._memory
 
     @property
     def is_postgres(self) -> bool:
