@@ -38,9 +38,8 @@ def event_from_row(row: EventRow) -> Event:
 
 async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, payload: dict[str, Any]) -> Event:
     """Write one event; its sequence is assigned in commit order (see Database.lock_event_log)."""
-    if not tx._event_log_locked:
-        await tx.db.lock_event_log(tx.session)
-        tx._event_log_locked = True
+    if not tx.may_append:
+        raise RuntimeError("an event was appended in a transaction opened without the event-log lock (events=False)")
     event_id = tx.ids.new("msg")
     sequence = await tx.session.scalar(
         _INSERT_EVENT,

@@ -3,6 +3,11 @@
 A ``Tx`` carries the session, the transaction's single "now" (so every row of one change shares
 one timestamp), the id factory and the data cipher. Events appended in a transaction are handed
 to ``on_commit`` listeners only after the commit succeeds (the event feed uses this to wake up).
+
+On PostgreSQL a write transaction takes the event-log lock first, before any row lock: were it
+taken at the first event instead, a transaction holding it could wait for a row that another
+transaction locked before asking for it, and PostgreSQL would abort one as a deadlock. Hot
+transactions that never write an event say ``events=False`` and skip the lock.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class Tx:
     cipher: DataCipher
     db: Database
     events: list[Event] = field(default_factory=list)
-    _event_log_locked: bool = False
+    #: False when opened with ``transaction(events=False)``: appending an event is then an error
+    may_append: bool = True
 
 
 class Storage:
@@ -49,9 +55,13 @@ class Storage:
         self._commit_listeners.append(listener)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, *, events: bool = True) -> AsyncIterator[Tx]:
+        """One write transaction. ``events=False`` promises it appends no event (and so skips,
+        on PostgreSQL, the event-log lock that every other writer takes before anything else)."""
         async with self.db.transaction() as session:
-            tx = Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)
+            if events:
+                await self.db.lock_event_log(session)
+            tx = Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events)
             yield tx
         if tx.events:
             for listener in self._commit_listeners:
@@ -60,10 +70,10 @@ class Storage:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         async with self.db.read() as session:
-            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)
+            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)
 
     @asynccontextmanager
     async def lookup(self) -> AsyncIterator[Tx]:
         """For one read statement: no BEGIN and COMMIT around it (see ``Database.lookup``)."""
         async with self.db.lookup() as session:
-            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db)
+            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)

@@ -99,7 +99,7 @@ class WorkerRunner:
         if self.status.holding and self._lease_renewed_at is not None and mono - self._lease_renewed_at < self.lease_ttl / 3:
             return True
         try:
-            async with self.storage.transaction() as tx:
+            async with self.storage.transaction(events=False) as tx:
                 held = await leases.acquire(tx, self.worker.name, self.holder, ttl=self.lease_ttl)
         except Exception as exc:  # a database hiccup: keep what we believe, retry next loop
             self._record_failure(exc)
@@ -178,7 +178,7 @@ class WorkerRunner:
         self.status.holding = False
         self.status.holder = None
         try:
-            async with self.storage.transaction() as tx:
+            async with self.storage.transaction(events=False) as tx:
                 await leases.release(tx, self.worker.name, self.holder)
         except Exception as exc:  # the lease lapses on its own
             log.warning("worker %s: could not release its lease: %s", self.worker.name, exc)

@@ -114,7 +114,7 @@ class Deliverer(Worker):
         """Write the deliveries for ``events`` and move the stored cursor past them (or to the
         in-memory cursor), in one transaction; False if another process moved it meanwhile."""
         target = events[-1].sequence if events else self._cursor
-        async with self.storage.transaction() as tx:
+        async with self.storage.transaction(events=False) as tx:
             stored = int((await engine_state.get_state(tx, CURSOR_STATE) or {}).get("sequence", 0))
             if stored != self._stored:  # someone else moved it (a lease change): start from theirs
                 self._stored = self._cursor = stored
@@ -144,7 +144,7 @@ class Deliverer(Worker):
             candidates = await repo.due_candidates(tx, limit=want, per_endpoint=per_endpoint, held=held)
         if not candidates:
             return []
-        async with self.storage.transaction() as tx:
+        async with self.storage.transaction(events=False) as tx:
             return await repo.claim(tx, candidates, in_flight=self.in_flight)
 
     async def deliver_due(self) -> bool:
@@ -232,7 +232,7 @@ class Deliverer(Worker):
         return timed_out
 
     async def _release(self, items: list[repo.ClaimedDelivery]) -> None:
-        async with self.storage.transaction() as tx:
+        async with self.storage.transaction(events=False) as tx:
             await repo.release(tx, [item.delivery_id for item in items])
 
     async def _record(self, done: list[repo.RecordedAttempt]) -> set[str]:

@@ -70,7 +70,7 @@ class Expirer(Worker):
                     },
                 )
         for payment_id in finished:
-            async with self.storage.transaction() as tx:
+            async with self.storage.transaction(events=False) as tx:
                 await repo.set_schedule(tx, payment_id, next_check_at=None)
         if len(expired) >= self.batch or len(finished) >= self.batch:
             return 0.0

@@ -306,7 +306,7 @@ class Poller(Worker):
                 # One payment's failure must not lose the others' answers; it stays due and is retried.
                 log.exception("poller: applying the answer for payment %s failed", payment.id)
         if unchanged:
-            async with self.storage.transaction() as tx:
+            async with self.storage.transaction(events=False) as tx:
                 await repo.record_checks(tx, unchanged)
 
     async def _block(self, until: datetime, error: BakongRefusal) -> None:

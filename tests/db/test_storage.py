@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable
@@ -367,6 +368,46 @@ async def test_ledger_resets_at_phnom_penh_midnight_and_latches(storage: Storage
     with pytest.raises(QuotaExhausted):
         await ledger.reserve("tok", "md5", now=after + timedelta(hours=3), daily_budget=100)
     assert (await ledger.usage("tok", now=after, daily_budget=100)).exhausted_until is not None
+
+
+async def test_writers_locking_a_row_and_the_event_log_in_either_order_both_commit(storage: Storage) -> None:
+    """One writer locks a row and then appends an event, the other appends and then locks the
+    same row. Taking the event-log lock at the first event let PostgreSQL abort one as a
+    deadlock; the lock is taken first, so the second writer waits and both commit."""
+    async with storage.transaction() as tx:
+        await state.set_state(tx, "shared", {"by": None})
+    row_locked, event_appended = asyncio.Event(), asyncio.Event()
+
+    async def row_then_event() -> None:
+        async with storage.transaction() as tx:
+            await state.set_state(tx, "shared", {"by": "row-first"})
+            row_locked.set()
+            with contextlib.suppress(TimeoutError):  # the other writer cannot get this far now
+                await asyncio.wait_for(event_appended.wait(), 0.3)
+            await journal.append_event(tx, "test.row_first", "test", "1", {})
+
+    async def event_then_row() -> None:
+        await row_locked.wait()
+        async with storage.transaction() as tx:
+            await journal.append_event(tx, "test.event_first", "test", "2", {})
+            event_appended.set()
+            await state.set_state(tx, "shared", {"by": "event-first"})
+
+    await asyncio.wait_for(asyncio.gather(row_then_event(), event_then_row()), 10)
+    async with storage.read() as tx:
+        types = list((await tx.session.scalars(select(EventRow.type).where(EventRow.type.like("test.%")).order_by(EventRow.sequence))).all())
+        assert await state.get_state(tx, "shared") == {"by": "event-first"}
+    assert types == ["test.row_first", "test.event_first"]
+
+
+async def test_a_transaction_without_the_event_log_lock_refuses_events(storage: Storage) -> None:
+    with pytest.raises(RuntimeError, match="events=False"):
+        async with storage.transaction(events=False) as tx:
+            await state.set_state(tx, "lonely", {"n": 1})
+            await journal.append_event(tx, "test.refused", "test", "1", {})
+    async with storage.read() as tx:
+        assert await state.get_state(tx, "lonely") is None
+        assert await tx.session.scalar(select(func.count()).select_from(EventRow).where(EventRow.type == "test.refused")) == 0
 
 
 async def test_state_and_secrets(storage: Storage) -> None:
