@@ -41,11 +41,12 @@ async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, p
     if not tx.may_append:
         raise RuntimeError("an event was appended in a transaction opened without the event-log lock (events=False)")
     event_id = tx.ids.new("msg")
-    sequence = await tx.session.scalar(
+    returned = await tx.execute(
         _INSERT_EVENT,
         dict(id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id, payload=payload, occurred_at=tx.now),
     )
-    event = Event(int(sequence), event_id, type_, subject_type, subject_id, payload, tx.now)
+    assert returned is not None
+    event = Event(int(returned.sequence), event_id, type_, subject_type, subject_id, payload, tx.now)
     tx.events.append(event)
     return event
 
@@ -61,7 +62,7 @@ async def audit(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> None:
-    await tx.session.execute(
+    await tx.execute(
         _INSERT_AUDIT,
         dict(
             at=tx.now,

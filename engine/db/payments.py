@@ -181,7 +181,7 @@ async def insert(
     )
     # No savepoint: a duplicate is the first write of its transaction, which simply rolls back.
     try:
-        await tx.session.execute(_INSERT_PAYMENT, values)
+        await tx.execute(_INSERT_PAYMENT, values)
     except IntegrityError as exc:
         raise Conflict(f"a payment with this {_which_unique(exc)} already exists") from None
     await _add_history(tx, values["id"], None, status.value, reason, actor)
@@ -193,7 +193,7 @@ async def insert(
 
 
 async def _add_history(tx: Tx, payment_id: str, from_status: str | None, to_status: str, reason: str, actor: Actor) -> None:
-    await tx.session.execute(
+    await tx.execute(
         _INSERT_HISTORY,
         dict(payment_id=payment_id, from_status=from_status, to_status=to_status, reason=reason, actor=str(actor), at=tx.now),
     )

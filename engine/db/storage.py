@@ -8,19 +8,27 @@ On PostgreSQL a write transaction takes the event-log lock first, before any row
 taken at the first event instead, a transaction holding it could wait for a row that another
 transaction locked before asking for it, and PostgreSQL would abort one as a deadlock. Hot
 transactions that never write an event say ``events=False`` and skip the lock.
+
+``Tx.execute`` runs the hot writes (a payment's row and history, audit rows, events), compiled
+once, straight on the SQLite driver inside the session's transaction (see ``compiled``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from engine.clock import Clock
 from engine.crypto import DataCipher
+from engine.db.compiled import Compiled
 from engine.db.database import Database
 from engine.ids import IdFactory
 from engine.records import Event
@@ -38,6 +46,38 @@ class Tx:
     events: list[Event] = field(default_factory=list)
     #: False when opened with ``transaction(events=False)``: appending an event is then an error
     may_append: bool = True
+    _driver: Any = None  # SQLite: the transaction's own driver connection, once ``execute`` needed it
+
+    async def execute(self, statement: Executable, params: Mapping[str, Any]) -> SimpleNamespace | None:
+        """Run one write (an INSERT for exactly ``params``' columns, or any statement with
+        constant SQL) in this transaction; returns its RETURNING row, if any, as attributes.
+
+        Whatever the session has pending is flushed first, so the statement sees and follows the
+        ORM's writes. On SQLite it runs compiled once, on the transaction's own connection. On
+        PostgreSQL it runs through the session (asyncpg begins the transaction at the session's
+        first statement, which a statement sent past the session could precede)."""
+        session = self.session
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        if not self.db.is_sqlite:
+            result = await session.execute(statement, dict(params))
+            if not getattr(statement, "exported_columns", ()):  # nothing RETURNING
+                return None
+            row = result.first()
+            return None if row is None else SimpleNamespace(**row._mapping)
+        compiled = Compiled.of(self.db, statement, tuple(params))
+        driver = self._driver
+        if driver is None:  # the first statement checks the connection out and begins (BEGIN IMMEDIATE)
+            connection = await (await session.connection()).get_raw_connection()
+            driver = self._driver = connection.driver_connection
+        args = compiled.args(params)
+        try:
+            row = await driver.fetchone(compiled.sql, args)
+        except DBAPIError:
+            raise
+        except Exception as exc:  # the driver's own: raised as SQLAlchemy's, like a session does
+            raise compiled.error(exc, args) from exc
+        return compiled.record(row) if row is not None and compiled.returns else None
 
 
 class Storage:

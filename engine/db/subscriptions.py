@@ -365,7 +365,7 @@ async def insert(tx: Tx, *, actor: Actor, values: dict[str, Any], event_type: st
 
 
 async def _add_history(tx: Tx, sub_id: str, from_status: str | None, to_status: str, reason: str, actor: Actor) -> None:
-    await tx.session.execute(
+    await tx.execute(
         _INSERT_HISTORY,
         dict(subscription_id=sub_id, from_status=from_status, to_status=to_status, reason=reason, actor=str(actor), at=tx.now),
     )

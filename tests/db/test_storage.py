@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from engine.clock import ManualClock
@@ -22,7 +22,7 @@ from engine.db import journal, leases, state
 from engine.db import payments as repo
 from engine.db.ledger import DatabaseRequestLedger
 from engine.db.migrate import current_revision, head_revision
-from engine.db.models import AuditLogRow, Base, EventRow, PaymentRow, PaymentStatusHistoryRow
+from engine.db.models import AuditLogRow, Base, EngineStateRow, EventRow, PaymentRow, PaymentStatusHistoryRow
 from engine.db.storage import Storage
 from engine.errors import BudgetExhausted, Conflict, InvalidInput, NotFound, QuotaExhausted, StorageError
 from engine.records import Actor, ActorType, PaymentStatus
@@ -442,6 +442,50 @@ async def test_point_read_by_md5_reads_exactly_what_a_session_reads(storage: Sto
     assert point.payer_account == "abaakhppxxx@abaa" and point.status is PaymentStatus.PAID
     with pytest.raises(NotFound):
         await repo.read_by_md5(storage, "cd" * 16)
+
+
+async def test_compiled_writes_store_exactly_what_a_session_stores(storage: Storage) -> None:
+    row = dict(
+        at=storage.clock.now(), actor_type="cashier", actor="dara", action="test.write", subject_type="payment",
+        subject_id="pay_1", before=None, after={"amount": 10.5, "memo": "ខ្មែរ", "tags": [1, None]}, reason=None,
+    )  # fmt: skip
+    insert_audit = insert(AuditLogRow)
+    async with storage.transaction() as tx:
+        await tx.session.execute(insert_audit, {**row, "action": "test.session"})
+        assert await tx.execute(insert_audit, {**row, "action": "test.compiled"}) is None
+        returned = await tx.execute(insert(EventRow).returning(EventRow.sequence, EventRow.occurred_at), dict(
+            id="msg_1", type="test.compiled", subject_type="payment", subject_id="pay_1", payload={}, occurred_at=row["at"],
+        ))  # fmt: skip
+    assert returned is not None and returned.sequence >= 1 and returned.occurred_at == row["at"]
+    columns = "at, actor_type, actor, subject_type, subject_id, before, after, reason, source_ip"
+    async with storage.read() as tx:
+        stored = (await tx.session.execute(text(f"SELECT action, {columns} FROM audit_log WHERE action LIKE 'test.%' ORDER BY action"))).all()
+        typed = (await tx.session.scalars(select(AuditLogRow).where(AuditLogRow.action == "test.compiled"))).one()
+    assert [r[0] for r in stored] == ["test.compiled", "test.session"]
+    assert stored[0][1:] == stored[1][1:]
+    assert typed.after == row["after"] and typed.before is None and typed.at == row["at"]
+
+
+async def test_compiled_writes_follow_the_sessions_pending_changes(storage: Storage) -> None:
+    async with storage.transaction() as tx:
+        tx.session.add(EngineStateRow(name="pending", value={"n": 1}, updated_at=tx.now))  # not flushed yet
+        await tx.execute(update(EngineStateRow).where(EngineStateRow.name == "pending").values(value={"n": 2}), {})
+    async with storage.read() as tx:
+        assert await state.get_state(tx, "pending") == {"n": 2}
+
+
+async def test_compiled_write_conflicts_and_failures_are_sqlalchemys_errors(storage: Storage) -> None:
+    await new_payment(storage, md5="ef" * 16)
+    with pytest.raises(Conflict, match="KHQR"):
+        await new_payment(storage, 2, md5="ef" * 16)
+    with pytest.raises(StorageError):
+        async with storage.transaction() as tx:
+            await tx.execute(insert(PaymentStatusHistoryRow), dict(
+                payment_id="pay_missing", from_status=None, to_status="PENDING", reason="x", actor="y", at=tx.now,
+            ))  # fmt: skip  # no such payment: a foreign key failure
+    async with storage.read() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(PaymentRow)) == 1
+        assert await tx.session.scalar(select(func.count()).select_from(PaymentStatusHistoryRow)) == 1
 
 
 async def test_sqlite_long_work_shares_the_loop_and_big_results_arrive_whole(sqlite_url: str) -> None:
