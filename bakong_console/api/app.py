@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from bakong_console import __version__
 from bakong_console.api.edge import ApiEdge
@@ -23,7 +26,7 @@ from bakong_console.api.metrics import ApiMetrics
 from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
 from bakong_console.api.ratelimit import Limiter, build_limiter
 from bakong_console.api.routes import payments, subscriptions, system
-from bakong_console.api.security import ClientAddress
+from bakong_console.api.security import SECURITY_SCHEMES, ClientAddress, required_scope
 from engine.config import ApiSettings
 from engine.runtime import Engine
 from engine.services.api_keys import ApiKeyService
@@ -92,9 +95,9 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
-    app.include_router(payments.router)
-    app.include_router(subscriptions.router)
-    app.include_router(system.router)
+    routers = (payments.router, subscriptions.router, system.router)
+    for router in routers:
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -104,8 +107,33 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 body.pop("$defs", None)
                 components[model.__name__] = body
+            _document_security(schema, [route for router in routers for route in router.routes])
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _scope_of(dependant: Dependant) -> str | None:
+    for dependency in dependant.dependencies:
+        scope = required_scope(dependency.call) or _scope_of(dependency)
+        if scope is not None:
+            return scope
+    return None
+
+
+def _document_security(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
+    """Every route that requires a scope accepts either key scheme, and says which scope."""
+    schema["components"]["securitySchemes"] = SECURITY_SCHEMES
+    either = [{name: []} for name in SECURITY_SCHEMES]
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        scope = _scope_of(route.dependant)
+        if scope is None:
+            continue
+        for method in route.methods:
+            operation = schema["paths"][route.path_format][method.lower()]
+            operation["security"] = either
+            operation["description"] = f"{operation.get('description', '')}\n\nRequires an API key with the `{scope}` scope.".strip()

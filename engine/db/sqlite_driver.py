@@ -17,12 +17,12 @@ the event loop:
   on these connections; a ``Checkpointer`` runs PASSIVE checkpoints for the file on a thread of
   its own, with its own connection, every ``CHECKPOINT_EVERY`` commits or ``CHECKPOINT_ROWS``
   rows written.
-- **No long hold of the loop.** Statements (and the chunks of ``FETCH_CHUNK`` rows a big result
-  is fetched in) run back to back until ``SLICE_SECONDS`` of loop time has passed since the
-  loop last ran; the next one first yields one loop turn. A transaction of many statements (a
-  poller pass, a bulk import) thus shares the loop with key presses and HTTP requests. One
-  statement's step holds the loop for its own duration: milliseconds on this engine's indexed
-  queries.
+- **No long hold of the loop.** One task's statements (and the chunks of ``FETCH_CHUNK`` rows a
+  big result is fetched in) run back to back until ``SLICE_SECONDS`` have passed since its run
+  began; its next statement first yields one loop turn. A transaction of many statements (a
+  poller pass, a bulk import) thus shares the loop with key presses and HTTP requests, while
+  many tasks of one statement each (fifty status reads) pay nothing. One statement's step holds
+  the loop for its own duration: milliseconds on this engine's indexed queries.
 """
 
 from __future__ import annotations
@@ -43,15 +43,33 @@ CHECKPOINT_EVERY = 64
 #: ...or rows written: a bulk transaction fills the WAL alone, and reads from a long WAL are slower.
 CHECKPOINT_ROWS = 1_000
 
-#: The longest run of back-to-back statements before the driver yields the event loop a turn.
+#: The longest run of one task's back-to-back statements before the driver yields the loop a turn.
 SLICE_SECONDS = 0.004
 
-_slice = threading.local()
+
+class _Slice(threading.local):
+    """This thread's current run of statements: whose, and since when (per event loop thread)."""
+
+    task: object = None
+    started = 0.0
+    ending = False  # an ``_end_slice`` is scheduled
+
+
+_slice = _Slice()
 
 
 def _end_slice() -> None:
-    """Runs at the loop's next turn: the loop got control, so the statements' slice is over."""
-    _slice.started = None
+    """Runs at the loop's next turn: the loop got control, so the statements' run is over."""
+    _slice.task = None
+    _slice.ending = False
+
+
+def _begin_slice(task: object) -> None:
+    _slice.task = task
+    _slice.started = time.perf_counter()
+    if not _slice.ending:
+        _slice.ending = True
+        asyncio.get_running_loop().call_soon(_end_slice)
 
 #: Rows fetched per call: a result bigger than this is read a chunk at a time.
 FETCH_CHUNK = 100
@@ -96,8 +114,10 @@ class Checkpointer:
     def _checkpoint(self) -> None:
         try:
             if self._conn is None:
+                # a busy timeout here blocks only this thread: a checkpoint that starts while a
+                # commit holds the WAL index waits for it instead of being skipped
                 self._conn = sqlite3.connect(
-                    self.database, timeout=0, isolation_level=None, check_same_thread=False, uri=self.uri
+                    self.database, timeout=1.0, isolation_level=None, check_same_thread=False, uri=self.uri
                 )
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.runs += 1
@@ -227,12 +247,12 @@ class Connection:
         self._tx = _Immediate(self)
 
     async def _call(self, function: Callable[..., Any], *args: Any, retry: bool = True) -> Any:
-        started = getattr(_slice, "started", None)
-        if started is None or time.perf_counter() - started > SLICE_SECONDS:
-            if started is not None:
-                await asyncio.sleep(0)  # the loop serves the others (and ends this slice)
-            _slice.started = time.perf_counter()
-            asyncio.get_running_loop().call_soon(_end_slice)
+        task = asyncio.current_task()
+        if _slice.task is not task:  # the loop ran something else since this task's last statement
+            _begin_slice(task)
+        elif time.perf_counter() - _slice.started > SLICE_SECONDS:
+            await asyncio.sleep(0)  # the loop serves the others (and ends this run)
+            _begin_slice(task)
         deadline: float | None = None
         nap = 0
         while True:

@@ -34,6 +34,20 @@ async def test_bearer_and_header_keys_both_work(client: httpx.AsyncClient, key: 
     assert (await client.get(STATUS, headers={"Authorization": f"Bearer {key}"})).status_code == 404
 
 
+async def test_openapi_lists_both_key_schemes_and_each_routes_scope(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/api/openapi.json")).json()
+    assert doc["components"]["securitySchemes"] == {
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key (`bakong-console keys create`)."},
+        "BearerKey": {"type": "http", "scheme": "bearer", "description": "The same API key as a bearer token."},
+    }
+    either = [{"ApiKeyHeader": []}, {"BearerKey": []}]
+    status = doc["paths"]["/api/payments/status/{md5}"]["get"]
+    create = doc["paths"]["/api/payments/create"]["post"]
+    assert status["security"] == either and "`payments:read` scope" in status["description"]
+    assert create["security"] == either and "`payments:write` scope" in create["description"]
+    assert "security" not in doc["paths"]["/api/health"]["get"]
+
+
 async def test_revoked_key_is_refused(client: httpx.AsyncClient, app: FastAPI, key: str) -> None:
     from tests.api.conftest import ADMIN
 

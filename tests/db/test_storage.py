@@ -522,3 +522,40 @@ async def test_sqlite_long_work_shares_the_loop_and_big_results_arrive_whole(sql
     # The loop was never held for long: far less than the whole run, whatever the machine's speed.
     assert max(gaps) < max(0.05, took / 10)
     await db.dispose()
+
+
+async def test_sqlite_tasks_of_a_few_statements_each_never_yield(sqlite_url: str) -> None:
+    """The slice is one task's run of statements: thousands of tasks of a few statements each,
+    all ready in one loop turn (many ``SLICE_SECONDS`` of work together), each finish in the turn
+    they start in, instead of the late ones waiting a turn each."""
+    from engine.db import sqlite_driver
+    from engine.db.database import Database
+
+    db = Database(sqlite_url)
+    reader = await db.point_reader()
+    turn = 0
+    stop = False
+    lagged = 0
+
+    def count() -> None:
+        nonlocal turn
+        turn += 1
+        if not stop:
+            asyncio.get_running_loop().call_soon(count)
+
+    async def one() -> None:
+        nonlocal lagged
+        began = turn
+        for _ in range(5):
+            await reader.fetchone("SELECT 1", ())
+        lagged += turn != began
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(4000)]
+    asyncio.get_running_loop().call_soon(count)
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    took = time.perf_counter() - started
+    stop = True
+    assert took > 8 * sqlite_driver.SLICE_SECONDS  # enough work to have yielded under a per-turn slice
+    assert lagged == 0
+    await db.dispose()
