@@ -605,6 +605,7 @@ async def record_checks(tx: Tx, checks: Sequence[tuple[Payment, str, datetime | 
         _RECORD_CHECKS,
         [
             {"pid": p.id, "expected_status": p.status.value, "now": tx.now, "result": result[:64], "next_at": nxt}
-            for p, result, nxt in checks
+            # rows locked in id order: two writers of many payments cannot deadlock on PostgreSQL
+            for p, result, nxt in sorted(checks, key=lambda check: check[0].id)
         ],
     )
