@@ -26,6 +26,8 @@ __all__ = ["Compiled"]
 
 _Processor = Callable[[Any], Any] | None
 
+#: Compiled statements kept per database (the hot ones are a handful of module-level constants).
+_CACHE_LIMIT = 256
 _CACHE: weakref.WeakKeyDictionary[Database, dict[tuple[int, tuple[str, ...] | None], Compiled]] = weakref.WeakKeyDictionary()
 
 
@@ -38,6 +40,8 @@ class Compiled:
         cache = _CACHE.setdefault(db, {})
         found = cache.get((id(statement), keys))
         if found is None or found.statement is not statement:
+            if len(cache) >= _CACHE_LIMIT:  # statements built per call: compiled, but not hoarded
+                cache.clear()
             found = cache[(id(statement), keys)] = cls(db, statement, keys)
         return found
 
