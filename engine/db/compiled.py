@@ -13,7 +13,7 @@ and read exactly as it would be through a session (JSON encoded, datetimes timez
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,7 +84,16 @@ class Compiled:
             values[key] = process(value) if process is not None and value is not None else value
         return SimpleNamespace(**values)
 
-    def error(self, exc: Exception, args: Sequence[Any]) -> BaseException:
-        """The driver's own exception as SQLAlchemy's (``IntegrityError``, ``OperationalError``...),
-        as a session would have raised it, so callers and ``storage_errors`` treat both alike."""
-        return DBAPIError.instance(self.sql, args, exc, Exception, hide_parameters=True)
+    async def fetchone(self, fetch: Callable[[str, list[Any]], Awaitable[Any]], params: Mapping[str, Any]) -> SimpleNamespace | None:
+        """Run through a driver's ``fetch(sql, args)`` (its first row or None); the returned row as
+        attributes, or None. The driver's own exceptions are raised as SQLAlchemy's
+        (``IntegrityError``, ``OperationalError``...), as a session would have raised them, so
+        callers and ``storage_errors`` treat both alike."""
+        args = self.args(params)
+        try:
+            row = await fetch(self.sql, args)
+        except DBAPIError:
+            raise  # already SQLAlchemy's (a pool checkout, for one)
+        except Exception as exc:
+            raise DBAPIError.instance(self.sql, args, exc, Exception, hide_parameters=True) from exc
+        return self.record(row) if row is not None and self.returns else None

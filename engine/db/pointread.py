@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.exc import DBAPIError
 
 from engine.db.compiled import Compiled
 from engine.db.database import Database, storage_errors
@@ -39,22 +38,17 @@ class PointRead:
 
     async def one(self, params: Mapping[str, Any]) -> SimpleNamespace | None:
         """The row (columns as attributes), or None."""
-        args = self.compiled.args(params)
         async with storage_errors(self.db):
             if self.db.is_memory:  # a second connection would see another, empty database
                 async with self.db.lookup() as session:
                     found = (await session.execute(self.statement, dict(params))).first()
                 return None if found is None else SimpleNamespace(**found._mapping)
-            try:
-                if self.db.is_sqlite:
-                    reader = await self.db.point_reader()
-                    row = await reader.fetchone(self.compiled.sql, args)
-                else:
-                    async with self.db.engine.connect() as conn:
-                        raw = await conn.get_raw_connection()
-                        row = await raw.driver_connection.fetchrow(self.compiled.sql, *args)  # type: ignore[union-attr]
-            except DBAPIError:
-                raise
-            except Exception as exc:  # the driver's own, unwrapped by SQLAlchemy here
-                raise self.compiled.error(exc, args) from exc
-        return None if row is None else self.compiled.record(row)
+            if self.db.is_sqlite:
+                reader = await self.db.point_reader()
+                return await self.compiled.fetchone(reader.fetchone, params)
+            return await self.compiled.fetchone(self._pooled_fetchrow, params)
+
+    async def _pooled_fetchrow(self, sql: str, args: list[Any]) -> Any:
+        async with self.db.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]

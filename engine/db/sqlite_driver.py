@@ -71,6 +71,7 @@ def _begin_slice(task: object) -> None:
         _slice.ending = True
         asyncio.get_running_loop().call_soon(_end_slice)
 
+
 #: Rows fetched per call: a result bigger than this is read a chunk at a time.
 FETCH_CHUNK = 100
 

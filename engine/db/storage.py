@@ -22,7 +22,6 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -70,14 +69,7 @@ class Tx:
         if driver is None:  # the first statement checks the connection out and begins (BEGIN IMMEDIATE)
             connection = await (await session.connection()).get_raw_connection()
             driver = self._driver = connection.driver_connection
-        args = compiled.args(params)
-        try:
-            row = await driver.fetchone(compiled.sql, args)
-        except DBAPIError:
-            raise
-        except Exception as exc:  # the driver's own: raised as SQLAlchemy's, like a session does
-            raise compiled.error(exc, args) from exc
-        return compiled.record(row) if row is not None and compiled.returns else None
+        return await compiled.fetchone(driver.fetchone, params)
 
 
 class Storage:
