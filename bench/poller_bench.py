@@ -332,7 +332,7 @@ async def regime_production(seed: int = 3, n_days: int = 2) -> None:
         f"  naive poller on day {n_days}: {naive[0]}/{results[-1]['paid']} detected, median {naive[1]:.1f} s, "
         f"{naive[2]} requests, ran dry at {naive[3]}"
     )
-    if n_days > 1:
+    if n_days > 2:
         pooled = statistics.median(x for r in results[1:] for x in r["latencies"])
         pooled_ideal = statistics.median(x for r in ideal[1:] for x in r["latencies"])
         print(f"  days 2-{n_days}, every paid payment pooled: median {pooled:.1f} s (ideal {pooled_ideal:.1f} s)")
