@@ -454,7 +454,10 @@ def main() -> None:
     parser.add_argument("--regime", choices=["1", "2", "both"], default="both")
     parser.add_argument("--seed", type=int, default=3, help="the simulated days' random seed (regime 2)")
     parser.add_argument("--days", type=int, default=2, help="simulated business days, the first without history (regime 2)")
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
