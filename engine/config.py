@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.errors import ConfigError, InvalidInput
 from engine.money import parse_amount
+from engine.terminals import TERMINAL_RULE, is_terminal_name
 
 __all__ = [
     "ApiSettings",
@@ -249,6 +250,9 @@ class ConsoleSettings:
     """The Textual operator console."""
 
     cashier: str = ""
+    #: This console's terminal name (its counter), recorded on every payment it makes and used by
+    #: the customer display's address; empty means the machine's host name.
+    terminal: str = ""
     theme: str = "textual-dark"
     #: Binding id -> key(s), e.g. { "payment.check_now" = "k" }.
     bindings: dict[str, str] = field(default_factory=dict)
@@ -508,6 +512,9 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         raise ConfigError(f"{origin}: api.rate_limit_backend: must be 'memory', 'redis' or a redis:// URL, got {backend!r}")
     if backend == "redis" and not settings.api.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{origin}: api.redis_url: must be a redis://, rediss:// or unix:// URL")
+    terminal = settings.console.terminal
+    if terminal and not is_terminal_name(terminal):
+        raise ConfigError(f"{origin}: console.terminal: {TERMINAL_RULE}, got {terminal!r}")
     url = settings.database.url
     if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"{origin}: database.url: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

@@ -133,6 +133,8 @@ class Payment:
     invoice_id: str | None = None
     deep_link: str | None = None
     updated_at: datetime | None = None
+    #: The console terminal that made it (None for API and CLI payments).
+    terminal: str | None = None
 
     @property
     def amount(self) -> Any:

@@ -84,9 +84,12 @@ class PaymentRow(Base):
     subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
     invoice_id: Mapped[str | None] = mapped_column(String(40), index=True)
     deep_link: Mapped[str | None] = mapped_column(Text)
+    #: The console terminal (counter) that made the payment; NULL for the API and the CLI.
+    terminal: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key"),
+        Index("ix_payments_terminal_created_at", "terminal", "created_at"),
         Index("ix_payments_status_expires_at", "status", "expires_at"),
         Index("ix_payments_status_created_at", "status", "created_at"),
     )

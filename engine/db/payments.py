@@ -95,6 +95,7 @@ def _to_record(tx: Tx | Storage, row: Any) -> Payment:
         invoice_id=row.invoice_id,
         deep_link=row.deep_link,
         updated_at=row.updated_at,
+        terminal=row.terminal,
     )
 
 
@@ -148,6 +149,7 @@ async def insert(
     subscription_id: str | None = None,
     invoice_id: str | None = None,
     deep_link: str | None = None,
+    terminal: str | None = None,
     payment_id: str | None = None,
     reason: str = "created",
 ) -> Payment:
@@ -178,6 +180,7 @@ async def insert(
         subscription_id=subscription_id,
         invoice_id=invoice_id,
         deep_link=deep_link,
+        terminal=terminal,
     )
     # No savepoint: a duplicate is the first write of its transaction, which simply rolls back.
     try:

@@ -33,6 +33,7 @@ from engine.money import check_currency, parse_amount, to_minor
 from engine.records import Actor, Payment, PaymentStatus, StatusChange
 from engine.services.schedule import Allowance, CheckSchedule
 from engine.services.settlement import apply_outcome
+from engine.terminals import TERMINAL_RULE, is_terminal_name
 
 __all__ = ["CreatedPayment", "PaymentService", "MD5_PATTERN"]
 
@@ -146,11 +147,15 @@ class PaymentService:
         api_key_id: str | None = None,
         subscription_id: str | None = None,
         invoice_id: str | None = None,
+        terminal: str | None = None,
     ) -> CreatedPayment:
         """A new PENDING payment with its dynamic KHQR; the same idempotency key returns the same payment.
 
-        A repeated key with a different request is an ``IdempotencyConflict``.
+        A repeated key with a different request is an ``IdempotencyConflict``. ``terminal`` names
+        the console counter that makes it (see ``engine.terminals``).
         """
+        if terminal is not None and not is_terminal_name(terminal):
+            raise InvalidInput(f"terminal: {TERMINAL_RULE}", field="terminal")
         currency = check_currency(currency)
         amount_minor = self._amount_minor(amount, currency)
         reference = _clean("reference", reference)
@@ -189,7 +194,7 @@ class PaymentService:
                     code, actor=actor, amount_minor=amount_minor, currency=currency, expires_at=expires_at,
                     idempotency_scope=idempotency_scope, key=key, fingerprint=fingerprint, reference=reference,
                     bill_number=bill_number, description=description, customer_id=customer_id, api_key_id=api_key_id,
-                    subscription_id=subscription_id, invoice_id=invoice_id,
+                    subscription_id=subscription_id, invoice_id=invoice_id, terminal=terminal,
                 )  # fmt: skip
             except Conflict as exc:
                 if key:
@@ -223,6 +228,7 @@ class PaymentService:
         api_key_id: str | None,
         subscription_id: str | None,
         invoice_id: str | None,
+        terminal: str | None,
     ) -> Payment:
         async with self.storage.transaction() as tx:
             return await repo.insert(
@@ -245,6 +251,7 @@ class PaymentService:
                 api_key_id=api_key_id,
                 subscription_id=subscription_id,
                 invoice_id=invoice_id,
+                terminal=terminal,
             )
 
     async def _by_key(self, scope: str, key: str, fingerprint: str | None) -> Payment | None:

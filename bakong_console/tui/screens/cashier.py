@@ -28,6 +28,7 @@ from bakong_console.tui.work import engine_work
 from engine.errors import InvalidInput
 from engine.money import parse_amount
 from engine.records import Event, Payment, PaymentStatus
+from engine.terminals import terminal_name
 
 if TYPE_CHECKING:
     from bakong_console.tui.app import BakongConsoleApp
@@ -172,6 +173,7 @@ class CashierScreen(PaymentActions):
             description=note or None,
             idempotency_key=self._idempotency_key,
             idempotency_scope="console",
+            terminal=terminal_name(self.app.engine.settings.console.terminal),
         )
         self.show_payment(created.payment)
 
