@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError, InvalidInput
+from engine.hours import OpeningHours
 from engine.money import parse_amount
 from engine.terminals import TERMINAL_RULE, is_terminal_name
 
@@ -260,6 +261,24 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class HoursSettings:
+    """The shop's opening hours per weekday, Phnom Penh time (see ``engine.hours``): "08:00-20:00",
+    several ranges separated by commas, "closed", or "" (not declared)."""
+
+    mon: str = ""
+    tue: str = ""
+    wed: str = ""
+    thu: str = ""
+    fri: str = ""
+    sat: str = ""
+    sun: str = ""
+
+    def opening_hours(self) -> OpeningHours:
+        """The parsed week (validated when the settings load)."""
+        return OpeningHours.parse(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     """The engine's process: leases, heartbeat and shutdown."""
 
@@ -292,6 +311,7 @@ class Settings:
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    hours: HoursSettings = field(default_factory=HoursSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = field(default=None, compare=False)
@@ -512,6 +532,10 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         raise ConfigError(f"{origin}: api.rate_limit_backend: must be 'memory', 'redis' or a redis:// URL, got {backend!r}")
     if backend == "redis" and not settings.api.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{origin}: api.redis_url: must be a redis://, rediss:// or unix:// URL")
+    try:
+        settings.hours.opening_hours()
+    except InvalidInput as exc:
+        raise ConfigError(f"{origin}: hours.{exc.message}") from None
     terminal = settings.console.terminal
     if terminal and not is_terminal_name(terminal):
         raise ConfigError(f"{origin}: console.terminal: {TERMINAL_RULE}, got {terminal!r}")

@@ -1,0 +1,143 @@
+"""Opening hours: when the shop takes payments, per weekday, in Phnom Penh time.
+
+``[hours]`` in the config declares each weekday as ranges (``"08:00-20:00"``, or several:
+``"07:00-11:30, 13:00-21:00"``), ``"closed"``, or nothing (not declared). A range whose end is not
+after its start runs past midnight (``"18:00-02:00"`` closes at 02:00 the next morning). The
+poller plans its Bakong budget up to the closing time instead of midnight; setup writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from engine.clock import PHNOM_PENH, utc
+from engine.errors import InvalidInput
+
+__all__ = ["WEEKDAYS", "OpeningHours", "Session", "format_day", "parse_day"]
+
+#: Config keys, Monday first (``date.weekday()`` order).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+_DAY = 24 * 60
+
+#: One day's declaration: None when not declared, () when closed, else (open, close) minutes after
+#: the day's local midnight, close > open (close may pass 1440: open past midnight).
+DayHours = tuple[tuple[int, int], ...] | None
+
+
+def _minute(hour: str, minute: str, text: str) -> int:
+    h, m = int(hour), int(minute)
+    if h > 24 or m > 59 or (h == 24 and m):
+        raise InvalidInput(f"{text!r}: {hour}:{minute} is not a time of day (00:00-24:00)", field="hours")
+    return h * 60 + m
+
+
+def parse_day(text: str) -> DayHours:
+    """One weekday's hours from the config's text; a clear ``InvalidInput`` when it cannot be read."""
+    cleaned = text.strip().lower()
+    if not cleaned:
+        return None
+    if cleaned == "closed":
+        return ()
+    ranges: list[tuple[int, int]] = []
+    for part in cleaned.split(","):
+        found = _RANGE.match(part.strip())
+        if not found:
+            raise InvalidInput(
+                f"{text!r}: write opening hours as HH:MM-HH:MM (several separated by commas) or 'closed'",
+                field="hours",
+            )
+        start = _minute(found[1], found[2], text)
+        end = _minute(found[3], found[4], text)
+        if start == _DAY:
+            raise InvalidInput(f"{text!r}: a range cannot open at 24:00", field="hours")
+        if end <= start:
+            end += _DAY
+        ranges.append((start, end))
+    ranges.sort()
+    for (_, end), (start, _) in zip(ranges, ranges[1:]):
+        if start < end:
+            raise InvalidInput(f"{text!r}: the ranges overlap", field="hours")
+    if ranges[-1][1] > ranges[0][0] + _DAY:
+        raise InvalidInput(f"{text!r}: the last range runs into the next day's first", field="hours")
+    return tuple(ranges)
+
+
+def format_day(hours: DayHours) -> str:
+    """The config's text for one weekday (what ``parse_day`` reads back)."""
+    if hours is None:
+        return ""
+    if not hours:
+        return "closed"
+    return ", ".join(f"{s // 60 % 24:02d}:{s % 60:02d}-{e // 60 % 24:02d}:{e % 60:02d}" for s, e in hours)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One stretch of open time, as UTC instants."""
+
+    opens: datetime
+    closes: datetime
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """The week's hours; ``declared`` is False when no weekday says anything."""
+
+    days: tuple[DayHours, ...] = (None,) * 7
+
+    @classmethod
+    def parse(cls, by_weekday: dict[str, str]) -> OpeningHours:
+        """From ``{"mon": "08:00-20:00", ...}``; an unknown key or bad text is ``InvalidInput``."""
+        unknown = sorted(set(by_weekday) - set(WEEKDAYS))
+        if unknown:
+            raise InvalidInput(f"unknown weekday {unknown[0]!r} (use {', '.join(WEEKDAYS)})", field="hours")
+        days = []
+        for key in WEEKDAYS:
+            try:
+                days.append(parse_day(by_weekday.get(key, "")))
+            except InvalidInput as exc:
+                raise InvalidInput(f"{key}: {exc.message}", field=f"hours.{key}") from None
+        return cls(tuple(days))
+
+    @property
+    def declared(self) -> bool:
+        return any(day is not None for day in self.days)
+
+    def sessions_on(self, day: date) -> list[Session]:
+        """The sessions that open on local date ``day`` (an undeclared day has none)."""
+        declared = self.days[day.weekday()]
+        if not declared:
+            return []
+        midnight = datetime.combine(day, time(0), PHNOM_PENH)
+        return [
+            Session(utc(midnight + timedelta(minutes=start)), utc(midnight + timedelta(minutes=end)))
+            for start, end in declared
+        ]
+
+    def session_at(self, at: datetime) -> Session | None:
+        """The session open at instant ``at``, if any (yesterday's may still run past midnight)."""
+        local_day = utc(at).astimezone(PHNOM_PENH).date()
+        for day in (local_day - timedelta(days=1), local_day):
+            for session in self.sessions_on(day):
+                if session.opens <= at < session.closes:
+                    return session
+        return None
+
+    def is_open(self, at: datetime) -> bool:
+        return self.session_at(at) is not None
+
+    def next_session(self, at: datetime) -> Session | None:
+        """The session open at ``at``, else the next one to open within a week (None: none declared)."""
+        current = self.session_at(at)
+        if current is not None:
+            return current
+        local_day = utc(at).astimezone(PHNOM_PENH).date()
+        for offset in range(8):
+            for session in self.sessions_on(local_day + timedelta(days=offset)):
+                if session.opens > at:
+                    return session
+        return None

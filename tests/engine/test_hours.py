@@ -1,0 +1,87 @@
+"""Opening hours: parsing the config's text and finding the session open at an instant."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.clock import PHNOM_PENH
+from engine.config import load_settings
+from engine.errors import ConfigError, InvalidInput
+from engine.hours import OpeningHours, format_day, parse_day
+
+
+def pp(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant given in Phnom Penh time in January 2026 (the 12th is a Monday), as UTC."""
+    return datetime(2026, 1, day, hour, minute, tzinfo=PHNOM_PENH).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("", None),
+        ("  ", None),
+        ("closed", ()),
+        ("Closed", ()),
+        ("08:00-20:00", ((480, 1200),)),
+        ("8:30 - 17:45", ((510, 1065),)),
+        ("13:00-21:00, 07:00-11:30", ((420, 690), (780, 1260))),
+        ("18:00-02:00", ((1080, 1560),)),
+        ("00:00-24:00", ((0, 1440),)),
+    ],
+)
+def test_parse_day(text: str, parsed: object) -> None:
+    assert parse_day(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("8-20", "write opening hours as HH:MM-HH:MM"),
+        ("25:00-26:00", "is not a time of day"),
+        ("08:60-10:00", "is not a time of day"),
+        ("08:00-12:00, 11:00-13:00", "the ranges overlap"),
+        ("08:00-12:00, 20:00-09:00", "runs into the next day"),
+        ("24:00-08:00", "cannot open at 24:00"),
+    ],
+)
+def test_bad_day_text_says_why(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_day(text)
+
+
+@pytest.mark.parametrize("text", ["", "closed", "08:00-20:00", "07:00-11:30, 13:00-21:00", "18:00-02:00"])
+def test_format_reads_back(text: str) -> None:
+    assert format_day(parse_day(text)) == text
+
+
+def test_sessions_and_the_session_open_at_an_instant() -> None:
+    week = OpeningHours.parse({"mon": "08:00-20:00", "tue": "18:00-02:00", "sun": "closed"})
+    assert week.declared
+    assert not OpeningHours().declared
+    monday = week.sessions_on(date(2026, 1, 12))
+    assert [(s.opens, s.closes) for s in monday] == [(pp(12, 8), pp(12, 20))]
+    assert week.is_open(pp(12, 8)) and week.is_open(pp(12, 19, 59))
+    assert not week.is_open(pp(12, 20)) and not week.is_open(pp(12, 7, 59))
+    # Tuesday's evening runs past midnight into Wednesday.
+    late = week.session_at(pp(14, 1, 30))
+    assert late is not None and (late.opens, late.closes) == (pp(13, 18), pp(14, 2))
+    # Closed on Sunday; the next session after Sunday noon is Monday's.
+    nxt = week.next_session(pp(18, 12))
+    assert nxt is not None and nxt.opens == pp(19, 8)
+    assert OpeningHours().next_session(pp(18, 12)) is None
+
+
+def test_config_hours_are_checked_when_settings_load(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[hours]\nmon = "08:00-20:00"\nsun = "closed"\n', encoding="utf-8")
+    hours = load_settings(path).hours.opening_hours()
+    assert hours.days[0] == ((480, 1200),) and hours.days[6] == () and hours.days[1] is None
+    path.write_text('[hours]\nmon = "8am to 8pm"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hours\.mon: '8am to 8pm': write opening hours as HH:MM-HH:MM"):
+        load_settings(path)
+    path.write_text('[hours]\nmonday = "08:00-20:00"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[hours\] unknown key 'monday'"):
+        load_settings(path)
