@@ -4,7 +4,8 @@ The ``type`` is ``/api/problems/<kind>`` where ``kind`` is the engine error's ``
 (``engine.errors``) or one of the API's own (``client-blocked``, ``payload-too-large`` ...);
 ``GET /api/problems/<kind>`` describes it. Bodies are ``application/problem+json`` with
 ``type``, ``title``, ``status``, ``detail``, ``instance`` and the extension members
-``request_id``, ``errors`` (field-level validation messages) and ``retry_after``.
+``request_id``, ``errors`` (field-level validation messages) and ``retry_after``. ``problems()``
+gives the OpenAPI ``responses`` entries that document them on a route.
 
 No stack trace or internal message ever leaves: unexpected exceptions answer a bare
 ``internal-error`` and are logged with the request id; storage and configuration failures
@@ -16,9 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,9 +38,12 @@ __all__ = [
     "internal_error_response",
     "problem_response",
     "problem_type",
+    "problems",
 ]
 
 log = logging.getLogger("bakong_console.api")
+
+_Exc = TypeVar("_Exc", bound=Exception)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -127,6 +131,38 @@ class Problem(BaseModel):
     request_id: str | None = None
     errors: list[FieldError] | None = Field(default=None, description="Field-level validation messages.")
     retry_after: int | None = Field(default=None, description="Seconds to wait before retrying (also the Retry-After header).")
+
+
+#: How the OpenAPI document describes each problem status a route may answer.
+_DESCRIPTIONS = {
+    400: "The request could not be read.",
+    401: "No API key, or an unknown or revoked one.",
+    403: "The API key lacks the scope this route needs.",
+    404: "No such record.",
+    409: "Conflicts with the current state, or an idempotency key reused for a different request.",
+    413: "The body is larger than api.max_body_bytes.",
+    422: "The request is not valid (field-level messages in `errors`).",
+    429: "Over the key's rate limit, or this address is blocked after failed authentications (see Retry-After).",
+    502: "Bakong answered something unusable.",
+    503: "Bakong cannot be asked right now (quota, token, unreachable) or the database is unavailable.",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these problem statuses (application/problem+json).
+
+    A route that requires a scope declares ``security.keyed_problems``, which adds the problems
+    of the key check to the route's own."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"description": _DESCRIPTIONS[code], "content": {"application/problem+json": {"schema": ref}}}
+        if code == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
+            }
+        out[code] = entry
+    return out
 
 
 def problem_response(
@@ -231,22 +267,18 @@ def internal_error_response(request: Request, exc: Exception) -> Response:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    async def on_engine_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, E.BakongConsoleError)
-        return engine_error_response(request, exc)
+    """Answer every exception the app lets out as a problem document."""
+    _answer(app, E.BakongConsoleError, engine_error_response)
+    _answer(app, RequestValidationError, _validation_response)
+    _answer(app, StarletteHTTPException, _http_response)
+    _answer(app, Exception, internal_error_response)
 
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return _validation_response(request, exc)
 
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        return _http_response(request, exc)
+def _answer(app: FastAPI, exc_type: type[_Exc], respond: Callable[[Request, _Exc], Response]) -> None:
+    # Starlette runs a plain function handler in a thread pool: these build a response without
+    # I/O, so each is wrapped in a coroutine that answers on the event loop.
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, exc_type)
+        return respond(request, exc)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        return internal_error_response(request, exc)
-
-    app.add_exception_handler(E.BakongConsoleError, on_engine_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(exc_type, handler)

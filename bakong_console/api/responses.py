@@ -17,11 +17,11 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from bakong_console.api.problems import Problem, rate_headers
+from bakong_console.api.problems import rate_headers
 from engine.money import to_major
 from engine.records import Event, Payment
 
-__all__ = ["ExactJSONRoute", "event_data", "iso", "ok", "payment_data", "problems"]
+__all__ = ["ExactJSONRoute", "event_data", "iso", "ok", "payment_data"]
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -118,34 +118,3 @@ class ExactJSONRoute(APIRoute):
             return await handler(_ExactJSONRequest(request.scope, request.receive))
 
         return exact_handler
-
-
-_DESCRIPTIONS = {
-    400: "The request could not be read.",
-    401: "No API key, or an unknown or revoked one.",
-    403: "The API key lacks the scope this route needs.",
-    404: "No such record.",
-    409: "Conflicts with the current state, or an idempotency key reused for a different request.",
-    413: "The body is larger than api.max_body_bytes.",
-    422: "The request is not valid (field-level messages in `errors`).",
-    429: "Over the key's rate limit, or this address is blocked after failed authentications (see Retry-After).",
-    502: "Bakong answered something unusable.",
-    503: "Bakong cannot be asked right now (quota, token, unreachable) or the database is unavailable.",
-}
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for these problem statuses (application/problem+json)."""
-    ref = {"$ref": "#/components/schemas/Problem"}
-    out: dict[int | str, dict[str, Any]] = {}
-    for code in codes:
-        entry: dict[str, Any] = {"description": _DESCRIPTIONS[code], "content": {"application/problem+json": {"schema": ref}}}
-        if code == 429:
-            entry["headers"] = {
-                "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
-            }
-        out[code] = entry
-    return out
-
-
-PROBLEM_MODEL = Problem

@@ -19,14 +19,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
-from bakong_console.api.problems import ClientBlocked
+from bakong_console.api.problems import ClientBlocked, problems
 from engine.errors import ConfigError, Forbidden, RateLimitExceeded, Unauthorized
 from engine.records import Actor, ActorType, ApiKey
 
-__all__ = ["SECURITY_SCHEMES", "ClientAddress", "Principal", "require", "required_scope"]
+__all__ = [
+    "REQUIRE_PROBLEMS",
+    "SECURITY_SCHEMES",
+    "ClientAddress",
+    "Principal",
+    "keyed_problems",
+    "require",
+    "required_scope",
+]
 
 #: The OpenAPI security schemes ``require`` accepts (the app's schema lists them, and lists either
 #: as enough for every route that requires a scope). The dependency reads the two headers itself:
@@ -38,6 +47,10 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     },
     "BearerKey": {"type": "http", "scheme": "bearer", "description": "The same API key as a bearer token."},
 }  # fmt: skip
+
+#: The problem statuses ``require`` itself answers: no key or a bad one (401), the wrong scope (403),
+#: over the key's rate limit or from a blocked address (429), the key store unavailable (503).
+REQUIRE_PROBLEMS = (401, 403, 429, 503)
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -139,3 +152,9 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
 def required_scope(call: Callable[..., object] | None) -> str | None:
     """The scope a dependency made by ``require`` admits, or None for any other callable."""
     return getattr(call, "required_scope", None)
+
+
+def keyed_problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that declares ``require``: the problems of the key check
+    (``REQUIRE_PROBLEMS``) and the route's own ``codes``, in status order."""
+    return problems(*sorted({*REQUIRE_PROBLEMS, *codes}))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 
-from bakong_console.api.responses import ExactJSONRoute, ok, payment_data, problems
+from bakong_console.api.responses import ExactJSONRoute, ok, payment_data
 from bakong_console.api.schemas import (
     MD5,
     TEXT_PATTERN,
@@ -22,7 +22,7 @@ from bakong_console.api.schemas import (
     PaymentCreate,
     PaymentOut,
 )
-from bakong_console.api.security import Principal, require
+from bakong_console.api.security import Principal, keyed_problems, require
 from engine.clock import utc
 from engine.services.payments import PaymentFilter
 from engine.errors import InvalidInput, InvalidTransition
@@ -32,6 +32,10 @@ from engine.records import PaymentStatus
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ExactJSONRoute)
+
+# The caller, admitted with the scope a route needs (and documented with ``keyed_problems``).
+PaymentsReader = Annotated[Principal, Depends(require("payments:read"))]
+PaymentsWriter = Annotated[Principal, Depends(require("payments:write"))]
 
 PaymentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The payment id (pay_...).")]
 
@@ -44,13 +48,13 @@ PaymentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
     responses={
         200: {"model": Envelope[PaymentOut], "description": "The payment this idempotency key already created (a replay)."},
         201: {"description": "A new payment."},
-        **problems(401, 403, 409, 413, 422, 429, 503),
+        **keyed_problems(409, 413, 422),
     },
 )
 async def create_payment(
     request: Request,
     body: PaymentCreate,
-    principal: Annotated[Principal, Depends(require("payments:write"))],
+    principal: PaymentsWriter,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -89,12 +93,12 @@ async def create_payment(
     "/status/{md5}",
     response_model=Envelope[PaymentOut],
     summary="A payment's current state, by the MD5 of its KHQR",
-    responses=problems(401, 403, 404, 422, 429, 503),
+    responses=keyed_problems(404, 422),
 )
 async def payment_status(
     request: Request,
     md5: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{32}$", description="The MD5 of the KHQR string.")],
-    principal: Annotated[Principal, Depends(require("payments:read"))],
+    principal: PaymentsReader,
 ) -> Response:
     """As stored: the poller keeps it current. Use `monitor` to wait for a change."""
     payment = await request.app.state.api.engine.payments.get_by_md5(md5)
@@ -105,12 +109,12 @@ async def payment_status(
     "/monitor",
     response_model=Envelope[PaymentOut],
     summary="Wait for a payment to leave PENDING (long-poll)",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def monitor_payment(
     request: Request,
     body: MonitorRequest,
-    principal: Annotated[Principal, Depends(require("payments:read"))],
+    principal: PaymentsReader,
 ) -> Response:
     """Answers as soon as the payment is final, or after `timeout_seconds` (at most
     `api.monitor_max_seconds`) with its state then. Name the payment by `payment_id` or `md5`.
@@ -135,12 +139,12 @@ async def monitor_payment(
     "/bulk-check",
     response_model=Envelope[list[BulkCheckResult]],
     summary="The state of up to 50 payments by MD5, checked with Bakong first",
-    responses=problems(401, 403, 413, 422, 429, 502, 503),
+    responses=keyed_problems(413, 422, 502),
 )
 async def bulk_check(
     request: Request,
     body: BulkCheckRequest,
-    principal: Annotated[Principal, Depends(require("payments:read"))],
+    principal: PaymentsReader,
 ) -> Response:
     """Payments still being watched are checked with Bakong (one batched request); the others
     answer as stored. An MD5 no payment has answers `payment: null`."""
@@ -162,11 +166,11 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
     "/history",
     response_model=Page[PaymentOut],
     summary="Search payments, newest first, with cursor pagination",
-    responses=problems(401, 403, 422, 429, 503),
+    responses=keyed_problems(422),
 )
 async def payment_history(
     request: Request,
-    principal: Annotated[Principal, Depends(require("payments:read"))],
+    principal: PaymentsReader,
     status: Annotated[list[PaymentStatus] | None, Query(description="Repeat for several statuses.")] = None,
     created_from: Annotated[datetime | None, Query(alias="from", description="Created at or after (RFC 3339).")] = None,
     created_to: Annotated[datetime | None, Query(alias="to", description="Created before (RFC 3339).")] = None,
@@ -200,12 +204,12 @@ async def payment_history(
     "/{payment_id}/cancel",
     response_model=Envelope[PaymentOut],
     summary="Cancel a PENDING payment",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def cancel_payment(
     request: Request,
     payment_id: PaymentId,
-    principal: Annotated[Principal, Depends(require("payments:write"))],
+    principal: PaymentsWriter,
     body: Annotated[CancelPaymentRequest | None, Body()] = None,
 ) -> Response:
     """Only a PENDING payment can be cancelled (409 `invalid-transition` otherwise); the reason

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from bakong_console.api.responses import ExactJSONRoute, iso, ok, payment_data, problems
+from bakong_console.api.responses import ExactJSONRoute, iso, ok, payment_data
 from bakong_console.api.schemas import (
     TEXT_PATTERN,
     Envelope,
@@ -23,13 +23,17 @@ from bakong_console.api.schemas import (
     SubscriptionUpgrade,
     UpgradeOut,
 )
-from bakong_console.api.security import Principal, require
+from bakong_console.api.security import Principal, keyed_problems, require
 from engine.money import to_major
 from engine.records import Payment, Plan, ProrationQuote, SubscriptionInvoice, SubscriptionView
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"], route_class=ExactJSONRoute)
+
+# The caller, admitted with the scope a route needs (and documented with ``keyed_problems``).
+SubscriptionsReader = Annotated[Principal, Depends(require("subscriptions:read"))]
+SubscriptionsWriter = Annotated[Principal, Depends(require("subscriptions:write"))]
 
 
 def _plan(p: Plan) -> dict[str, Any]:
@@ -118,12 +122,12 @@ def _quote(q: ProrationQuote) -> dict[str, Any]:
     "/status/{user_id}",
     response_model=Envelope[SubscriptionOut],
     summary="A user's subscription: the live one, else the most recent",
-    responses=problems(401, 403, 404, 422, 429, 503),
+    responses=keyed_problems(404, 422),
 )
 async def subscription_status(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=100, pattern=TEXT_PATTERN)],
-    principal: Annotated[Principal, Depends(require("subscriptions:read"))],
+    principal: SubscriptionsReader,
 ) -> Response:
     """`has_access` says whether the user may use what the plan sells; `open_invoices` lists
     what is owed now, each with the KHQR to show."""
@@ -136,12 +140,12 @@ async def subscription_status(
     status_code=201,
     response_model=Envelope[SubscriptionOut],
     summary="Subscribe a user to a plan",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def create_subscription(
     request: Request,
     body: SubscriptionCreate,
-    principal: Annotated[Principal, Depends(require("subscriptions:write"))],
+    principal: SubscriptionsWriter,
 ) -> Response:
     """TRIALING on a plan with trial days; otherwise INCOMPLETE with its first invoice, whose
     `payment.khqr` the customer pays (ACTIVE once paid). A user has at most one live
@@ -154,12 +158,12 @@ async def create_subscription(
     "/upgrade",
     response_model=Envelope[UpgradeOut],
     summary="Upgrade now, prorated (or preview the amount)",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def upgrade_subscription(
     request: Request,
     body: SubscriptionUpgrade,
-    principal: Annotated[Principal, Depends(require("subscriptions:write"))],
+    principal: SubscriptionsWriter,
 ) -> Response:
     """The prorated amount is `(new - old) x remaining / cycle`, exact, rounded half up. With
     `preview: true` only the quote is returned. Otherwise an invoice with its KHQR is issued and
@@ -188,12 +192,12 @@ async def upgrade_subscription(
     "/downgrade",
     response_model=Envelope[SubscriptionOut],
     summary="Move to a cheaper plan at period end",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def downgrade_subscription(
     request: Request,
     body: SubscriptionDowngrade,
-    principal: Annotated[Principal, Depends(require("subscriptions:write"))],
+    principal: SubscriptionsWriter,
 ) -> Response:
     """Scheduled for the next period start (`pending_change_at`); replaces any pending change."""
     view = await request.app.state.api.engine.subscriptions.downgrade(body.user_id, body.plan, principal.actor)
@@ -204,12 +208,12 @@ async def downgrade_subscription(
     "/cancel",
     response_model=Envelope[SubscriptionOut],
     summary="Cancel at period end (default) or now",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503),
+    responses=keyed_problems(404, 409, 413, 422),
 )
 async def cancel_subscription(
     request: Request,
     body: SubscriptionCancel,
-    principal: Annotated[Principal, Depends(require("subscriptions:write"))],
+    principal: SubscriptionsWriter,
 ) -> Response:
     """At period end the user keeps access until `current_period_end`; INCOMPLETE and PAST_DUE
     subscriptions end now either way."""

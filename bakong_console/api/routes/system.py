@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from bakong_console.api.metrics import MetricsText
-from bakong_console.api.problems import PROBLEM_TYPES, problem_type
-from bakong_console.api.responses import iso, event_data, ok, problems
+from bakong_console.api.problems import PROBLEM_TYPES, problem_type, problems
+from bakong_console.api.responses import iso, event_data, ok
 from bakong_console.api.schemas import Envelope, EventOut, EventsMeta, Health, ProblemType
-from bakong_console.api.security import Principal, require
+from bakong_console.api.security import Principal, keyed_problems, require
 from engine.errors import BakongConsoleError, NotFound
 
 __all__ = ["router"]
@@ -33,7 +33,7 @@ class EventsPage(Envelope[list[EventOut]]):
     tags=["events"],
     response_model=EventsPage,
     summary="Events after a sequence number (reconciliation feed)",
-    responses=problems(401, 403, 422, 429, 503),
+    responses=keyed_problems(422),
 )
 async def events_feed(
     request: Request,
