@@ -220,16 +220,9 @@ class WebhookService:
         async with self.storage.read() as tx:
             endpoints = await repo.list_endpoints(tx)
             stats = await repo.endpoint_stats(tx)
+        # an endpoint that never had a delivery has no stats row: nothing pending, nothing failed
         empty = {"pending": 0, "failed": 0, "last_success_at": None}
-        return [
-            EndpointHealth(
-                endpoint=e,
-                pending=stats.get(e.id, empty)["pending"],
-                failed=stats.get(e.id, empty)["failed"],
-                last_success_at=stats.get(e.id, empty)["last_success_at"],
-            )
-            for e in endpoints
-        ]
+        return [EndpointHealth(endpoint=e, **stats.get(e.id, empty)) for e in endpoints]
 
     # --- operator actions -------------------------------------------------------------------------
 
