@@ -15,9 +15,11 @@ hash them as Bakong does, and draw them for a phone to scan::
 
 Modules: ``info`` (input dataclasses), ``generate``, ``decode``, ``verify``, ``tlv`` (EMV TLV in
 UTF-16 code units), ``crc`` (CRC-16 and MD5), ``jsnum`` (the JavaScript number semantics the SDK's
-verdicts depend on), ``errors`` (KHQRError and the SDK's codes), ``render``.
+verdicts depend on), ``errors`` (KHQRError and the SDK's codes), ``render`` (the bare code),
+``card`` (the KHQR card a payer sees: header, merchant, amount, code, expiry; SVG and PNG).
 """
 
+from engine.khqr.card import render_card_png, render_card_svg
 from engine.khqr.crc import crc16, md5
 from engine.khqr.decode import decode, decode_non_khqr
 from engine.khqr.errors import ERROR_MESSAGES, KHQRError
@@ -39,6 +41,8 @@ __all__ = [
     "generate",
     "md5",
     "qr_matrix",
+    "render_card_png",
+    "render_card_svg",
     "render_png",
     "render_svg",
     "render_terminal",

@@ -16,6 +16,7 @@ foreground on a dark background, which makes it correct under any theme.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from xml.sax.saxutils import escape
 
@@ -23,7 +24,7 @@ from engine.errors import InvalidInput
 from engine.khqr.crc import utf8
 from engine.khqr.decode import decode
 
-__all__ = ["QUIET_ZONE", "caption_for", "qr_matrix", "render_png", "render_svg", "render_terminal"]
+__all__ = ["QUIET_ZONE", "caption_for", "dark_module_path", "qr_matrix", "render_png", "render_svg", "render_terminal"]
 
 #: Light modules around the code, on every side.
 QUIET_ZONE = 4
@@ -54,6 +55,25 @@ def qr_matrix(qr: str) -> list[list[bool]]:
     code.add_data(utf8(qr))
     code.make(fit=True)
     return [[bool(module) for module in row] for row in code.modules]
+
+
+def dark_module_path(matrix: Sequence[Sequence[bool]]) -> str:
+    """SVG path data for the dark modules, one rectangle per horizontal run, in module units.
+
+    Coordinates include the quiet zone: the symbol's top-left module is at (4, 4).
+    """
+    parts = []
+    for y, row in enumerate(matrix, start=QUIET_ZONE):
+        x, size = 0, len(row)
+        while x < size:
+            if not row[x]:
+                x += 1
+                continue
+            start = x
+            while x < size and row[x]:
+                x += 1
+            parts.append(f"M{start + QUIET_ZONE} {y}h{x - start}v1h-{x - start}z")
+    return "".join(parts)
 
 
 def _with_quiet_zone(qr: str) -> list[list[bool]]:
@@ -156,19 +176,9 @@ def render_svg(qr: str, *, caption: str | None = None, scale: int = 8) -> str:
 
     Coordinates are in modules; ``scale`` sets the pixel width and height the SVG asks for.
     """
-    rows = _with_quiet_zone(qr)
-    size = len(rows)
-    path = []
-    for y, row in enumerate(rows):
-        x = 0
-        while x < size:
-            if row[x]:
-                x += 1
-                continue
-            start = x
-            while x < size and not row[x]:
-                x += 1
-            path.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+    matrix = qr_matrix(qr)
+    size = len(matrix) + 2 * QUIET_ZONE
+    path = dark_module_path(matrix)
     lines = _printable(caption)
     height = size + (3 * len(lines) + 1 if lines else 0)
     parts = [
@@ -176,7 +186,7 @@ def render_svg(qr: str, *, caption: str | None = None, scale: int = 8) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{size * scale}" '
         f'height="{height * scale}" viewBox="0 0 {size} {height}" shape-rendering="crispEdges">',
         f'<rect width="{size}" height="{height}" fill="#ffffff"/>',
-        f'<path fill="#000000" d="{"".join(path)}"/>',
+        f'<path fill="#000000" d="{path}"/>',
     ]
     for index, line in enumerate(lines):
         parts.append(
