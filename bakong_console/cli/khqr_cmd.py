@@ -1,4 +1,4 @@
-"""`bakong-console khqr`: generate, show, decode and verify KHQR strings offline.
+"""`bakong-console khqr`: generate, show, decode and verify KHQR strings, and draw KHQR cards, offline.
 
 ``new`` takes the merchant's account, name, city and the rest from the ``[merchant]`` section of
 the settings unless given on the command line, and the currency and the QR lifetime from
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +22,7 @@ from engine import khqr
 from engine.errors import InvalidInput
 from engine.khqr.generate import current_ms
 
-app = typer.Typer(help="Generate, show, decode and verify KHQR strings (offline).", no_args_is_help=True)
+app = typer.Typer(help="Generate, show, decode and verify KHQR strings, and draw KHQR cards (offline).", no_args_is_help=True)
 
 
 class MerchantType(str, enum.Enum):
@@ -198,3 +200,36 @@ def verify(
         typer.echo(f"invalid: {exc.message} (code {exc.code})", err=True)
         raise typer.Exit(1) from None
     typer.echo("valid")
+
+
+_CARD_FORMATS = {".png": "PNG", ".svg": "SVG"}
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, then a rename."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # O_EXCL: never write through a file or link that is already there; 0o666 lets the umask decide.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}", field="output") from None
+
+
+@app.command("card")
+def card(
+    qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
+    output: Annotated[Path, Option("--output", "-o", metavar="FILE", help="The card file: FILE.png or FILE.svg (the format follows the extension).")],
+    size: Annotated[int | None, Option("--size", metavar="PIXELS", help="Width in pixels: PNG 200 to 4000 (default 600); SVG: the width it asks for.")] = None,
+) -> None:
+    """Draw a KHQR as the card a payer scans: KHQR header, merchant, amount, the code, expiry."""
+    kind = _CARD_FORMATS.get(output.suffix.lower())
+    if kind is None:
+        raise InvalidInput(f"cannot tell the card format from {output.name!r}: name the file .png or .svg", field="output")
+    qr = _read_qr(qr)
+    data = khqr.render_card_png(qr, size=size) if kind == "PNG" else khqr.render_card_svg(qr, size=size).encode("utf-8")
+    _replace_file(output, data)
+    typer.echo(f"{kind}:  {output}")
