@@ -7,6 +7,7 @@ the settings unless given on the command line, and the currency and the QR lifet
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -215,7 +216,8 @@ def _replace_file(path: Path, data: bytes) -> None:
             file.write(data)
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing was created when the folder is not there
+            temporary.unlink()
         raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}", field="output") from None
 
 

@@ -27,8 +27,8 @@ system with a Khmer font shows the alternate name). The PNG draws Latin text wit
 scalable font (the same on every machine) and Khmer text with a Khmer font found on the system
 (``khmer_font_path``: Noto Sans Khmer or the Khmer OS fonts, Debian packages ``fonts-noto-core``
 or ``fonts-khmeros``). Without one the PNG is Latin-only: the alternate-language name is left out
-and a KHR card shows no centre mark (the riel sign is a Khmer character). A line that neither
-font can draw is left out the same way, except the merchant name, which is always drawn.
+(as is one in a script neither font draws) and a KHR card shows no centre mark (the riel sign is
+a Khmer character). The merchant name is always drawn.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ CARD_WIDTH: Final = 400
 CARD_HEIGHT: Final = 580
 #: PNG width when the caller gives none: 6 to 8 pixels per module for a typical dynamic KHQR.
 DEFAULT_PNG_WIDTH: Final = 600
-MIN_PNG_WIDTH: Final = 200
 MAX_PNG_WIDTH: Final = 4000
 
 KHQR_RED: Final = "#E1232E"
@@ -98,13 +97,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class _Line:
-    """One text line under the header: what it says, how big, and whether it is Khmer."""
+    """One text line under the header: what it says, how big, and whether it is the alternate-language name."""
 
     text: str
     size: int
     height: int
     bold: bool = False
-    khmer: bool = False
+    alternate: bool = False
     colour: str = _TEXT
 
 
@@ -167,14 +166,22 @@ def card_content(khqr: str, *, expires_at: datetime | None = None) -> CardConten
         currency=currency,
         amount=amount,
         expiry=_expiry_text(expires_at) if expires_at is not None else None,
-        matrix=tuple(tuple(row) for row in qr_matrix(khqr)),
+        matrix=_matrix_of(khqr),
     )
+
+
+@lru_cache(maxsize=64)
+def _matrix_of(khqr: str) -> tuple[tuple[bool, ...], ...]:
+    """The QR modules, kept for the last few KHQRs: the matrix is most of a card's cost (the
+    ``qrcode`` library tries all eight masks in Python), and one payment's card is asked for
+    again (PNG and SVG, page reloads, the customer display)."""
+    return tuple(tuple(row) for row in qr_matrix(khqr))
 
 
 def _lines(content: CardContent) -> list[_Line]:
     lines = [_Line(content.merchant_name, 18, 28, colour=_SOFT_TEXT)]
     if content.merchant_name_alternate:
-        lines.append(_Line(content.merchant_name_alternate, 16, 30, khmer=True, colour=_SOFT_TEXT))
+        lines.append(_Line(content.merchant_name_alternate, 16, 30, alternate=True, colour=_SOFT_TEXT))
     if content.amount:
         lines.append(_Line(content.amount, 32, 44, bold=True))
     return lines
@@ -256,7 +263,7 @@ def render_card_svg(khqr: str, *, expires_at: datetime | None = None, size: int 
     ]
     lines = _lines(content)
     for line, baseline in zip(lines, _baselines(lines), strict=True):
-        family = _KHMER_FAMILY if line.khmer else _LATIN_FAMILY
+        family = _KHMER_FAMILY if line.alternate else _LATIN_FAMILY
         font_size = _svg_font_size(line.text, line.size, bold=line.bold)
         weight = ' font-weight="bold"' if line.bold else ""
         out.append(
@@ -384,14 +391,15 @@ def render_card_png(
     size: int | None = None,
     khmer_font: str | Path | None | _Auto = _AUTO,
 ) -> bytes:
-    """The card as a PNG ``size`` pixels wide (default 600; 200 to 4000), transparent outside its corners.
+    """The card as a PNG ``size`` pixels wide (default 600, at most 4000), transparent outside its corners.
 
-    Each QR module is a whole number of pixels (at least 2: a larger KHQR needs a wider card).
+    Each QR module is a whole number of pixels, at least 2: the smallest width depends on the
+    KHQR's QR version (about 155 pixels for a typical dynamic KHQR).
     ``khmer_font``: the font for Khmer text; by default ``khmer_font_path()``; None for Latin only.
     """
     from PIL import Image, ImageDraw
 
-    width = DEFAULT_PNG_WIDTH if size is None else _check_size(size, MIN_PNG_WIDTH, MAX_PNG_WIDTH)
+    width = DEFAULT_PNG_WIDTH if size is None else _check_size(size, 1, MAX_PNG_WIDTH)
     content = card_content(khqr, expires_at=expires_at)
     khmer = khmer_font_path() if isinstance(khmer_font, _Auto) else (str(khmer_font) if khmer_font is not None else None)
     k = width / CARD_WIDTH
@@ -416,13 +424,13 @@ def render_card_png(
     draw.text((width / 2, (_HEADER / 2 + _TITLE_SIZE * 0.36) * k), "KHQR", font=title, fill="#FFFFFF", anchor="ms",
               stroke_width=max(1, round(k)), stroke_fill="#FFFFFF")
 
-    lines = _lines(content)
-    for line, baseline in zip(lines, _baselines(lines), strict=True):
+    drawn: list[tuple[_Line, str | None]] = []
+    for line in _lines(content):
         path = _font_for(line.text, khmer)
-        if path is False:
-            if line.khmer:
-                continue  # the alternate name cannot be drawn here: Latin-only card
-            path = None
+        if path is False and line.alternate:
+            continue  # no font here draws the alternate-language name: a Latin-only card
+        drawn.append((line, path or None))  # the merchant name is drawn whatever it takes
+    for (line, path), baseline in zip(drawn, _baselines([line for line, _ in drawn]), strict=True):
         font_size = round(line.size * k)
         font = _font(path, font_size)
         while font.getlength(line.text) > _QR_BOX * k and font_size > 6:
