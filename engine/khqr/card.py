@@ -34,6 +34,7 @@ a Khmer character). The merchant name is always drawn.
 from __future__ import annotations
 
 import io
+import math
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from xml.sax.saxutils import escape, quoteattr
 from engine.clock import PHNOM_PENH
 from engine.errors import InvalidInput
 from engine.khqr.decode import decode
+from engine.khqr.jsnum import js_number
 from engine.khqr.render import QUIET_ZONE, dark_module_path, qr_matrix
 from engine.khqr.verify import validate
 
@@ -91,7 +93,6 @@ _KHMER_FAMILY = "'Noto Sans Khmer', 'Khmer OS System', 'Khmer OS', 'Khmer OS Bat
 _CURRENCY_MARKS = {"USD": "$", "KHR": "\u17db"}  # the riel sign
 #: Glyph size against the dark disc's radius: the riel sign is narrow and tall.
 _MARK_GLYPH = {"USD": 1.2, "KHR": 1.6}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -159,7 +160,10 @@ def card_content(khqr: str, *, expires_at: datetime | None = None) -> CardConten
             raise InvalidInput(f"the KHQR amount {raw_amount!r} is not a number", field="qr") from None
         amount = format_amount(minor, currency) if minor else None
     if expires_at is None and fields["point_of_initiation_method"] == "12" and fields["expiration_timestamp"]:
-        expires_at = _EPOCH + timedelta(milliseconds=int(fields["expiration_timestamp"]))
+        # Read as the SDK reads it (validate accepted it): JavaScript's Number() of the text.
+        expiration_ms = js_number(fields["expiration_timestamp"])
+        if expiration_ms is not None and math.isfinite(expiration_ms):
+            expires_at = _EPOCH + timedelta(milliseconds=int(expiration_ms))
     return CardContent(
         merchant_name=_printable(fields["merchant_name"]),
         merchant_name_alternate=_printable(fields["merchant_name_alternate_language"]) or None,

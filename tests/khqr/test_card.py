@@ -133,6 +133,17 @@ def test_an_expired_khqr_is_still_drawn() -> None:
     assert card_content(expired).expiry == "Expires 2001-09-09 08:46 (Asia/Phnom_Penh)"
 
 
+def test_an_expiration_written_as_a_decimal_is_read_as_the_sdk_reads_it() -> None:
+    """The SDK accepts "1735689600000.0" in tag 99 (Number() of it has 13 digits); so does the card."""
+    body = KHR[: KHR.rindex("9934")]
+    created = KHR[KHR.rindex("9934") + 8 : KHR.rindex("9934") + 21]
+    timestamps = f"0013{created}01151735690500000.0"
+    body += f"99{len(timestamps)}{timestamps}6304"
+    qr = body + khqr.crc16(body)
+    assert khqr.verify(qr, now_ms=NOW)
+    assert card_content(qr).expiry == "Expires 2025-01-01 07:15 (Asia/Phnom_Penh)"
+
+
 def test_svg_text_is_escaped_and_nothing_is_external() -> None:
     qr = generate(merchant_name='Tea <&> "Shop"\'s', currency="USD", amount="1")
     svg = render_card_svg(qr)
