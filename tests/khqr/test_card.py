@@ -26,6 +26,7 @@ from engine.khqr import IndividualInfo, KHQRError, MerchantInfo
 from engine.khqr import card as card_module
 from engine.khqr.card import CARD_HEIGHT, CARD_WIDTH, card_content, khmer_font_path, render_card_png, render_card_svg
 from engine.khqr.render import QUIET_ZONE
+from tests.khqr.test_cli import one_line_error
 
 NOW = 1_735_689_600_000  # 2025-01-01T00:00:00Z, 07:00 in Phnom Penh
 EXPIRES = NOW + 15 * 60_000
@@ -361,14 +362,6 @@ runner = CliRunner()
 
 def card_cli(*args: str, stdin: str | None = None):  # noqa: ANN201
     return runner.invoke(app, ["khqr", "card", *args], input=stdin)
-
-
-def one_line_error(result) -> str:  # noqa: ANN001
-    assert result.exit_code != 0
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_cli_writes_a_png_card(tmp_path: Path) -> None:
