@@ -1,10 +1,10 @@
 """The pending payments board, the console's home: every recent payment, live.
 
-Rows come from ``engine.payments.search`` (the first page at once, the rest in pages behind it,
-up to ``MAX_ROWS``) and then change in place from the engine's events; the payments on screen
-that Bakong is still being asked about are re-read every few seconds for their check counts
-(checks that change nothing write no event). Filter by status, search by reference, MD5, Bakong
-hash, bill number or id; today's totals per currency underneath.
+Rows come from ``engine.payments.search`` (``board_pages``: the first page at once, the rest in
+pages behind it, up to ``MAX_ROWS``) and then change in place from the engine's events; the
+payments on screen that Bakong is still being asked about are re-read every few seconds for their
+check counts (checks that change nothing write no event). Filter by status, search by reference,
+MD5, Bakong hash, bill number or id; today's totals per currency underneath.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
+from bakong_console.tui.board_rows import MAX_ROWS, BoardRow, board_pages
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
-from bakong_console.tui.widgets.payments_table import BoardRow, PendingPaymentsTable
+from bakong_console.tui.widgets.payments_table import PendingPaymentsTable
 from bakong_console.tui.widgets.totals import TodayTotals
 from bakong_console.tui.work import engine_work
 from engine.db.payments import PaymentFilter
@@ -46,11 +47,6 @@ BOARD_FILTERS: tuple[tuple[str, str, tuple[PaymentStatus, ...]], ...] = (
 )
 _FILTERS = {key: (label, statuses) for key, label, statuses in BOARD_FILTERS}
 _TOTALS_EVENTS = (S.PAID.value, S.PAID_LATE.value, S.FAILED.value)
-
-#: The board keeps at most this many payments (the newest); search reaches the rest.
-MAX_ROWS = 10_000
-FIRST_PAGE = 100
-PAGE = 1000
 
 
 class BoardScreen(PaymentActions):
@@ -203,20 +199,17 @@ class BoardScreen(PaymentActions):
     @engine_work(exclusive=True, group="board-load", what="load the payments")
     async def load(self) -> None:
         """Read the board's rows: the first page at once, then the rest page by page."""
-        payments = self.app.engine.payments
         flt = PaymentFilter(statuses=self.statuses, text=self.search_text or None)
         self.loading_pages = True
         self._early_events = {}
         table = self.table
-        page, cursor = await payments.search(flt, limit=FIRST_PAGE)
-        table.set_rows(BoardRow.from_payment(p) for p in page)
-        total = len(page)
+        pages = board_pages(self.app.engine.payments, flt)
+        first = await anext(pages)
+        table.set_rows(first)
         self._replay_early_events()
-        self._show_filter(total)
-        while cursor and total < MAX_ROWS:
-            page, cursor = await payments.search(flt, limit=min(PAGE, MAX_ROWS - total), cursor=cursor)
-            table.add_rows(BoardRow.from_payment(p) for p in page)
-            total += len(page)
+        self._show_filter(len(first))
+        async for page in pages:
+            table.add_rows(page)
             self._replay_early_events()
             self._show_filter(table.row_count)
         self.loading_pages = False

@@ -1,19 +1,20 @@
-"""``PendingPaymentsTable``: the board's live table, built to stay smooth with 10,000 rows.
+"""``PendingPaymentsTable``: the board's live table, built to stay smooth with 10,000 rows — its
+columns, cells, styles, cursor and keys.
 
-A line-API ``ScrollView`` (Toolong's shape) rather than a ``DataTable``: rows live in a list kept
-in display order (newest first) plus an index by payment id, so applying an engine event is a
-dictionary update and a repaint of one line, inserting a new payment is one bisection, and only
-the lines on screen are ever rendered. Age and countdown are computed from the engine's clock
-while rendering, so a once-a-second ``refresh()`` keeps them true without touching any row.
+A line-API ``ScrollView`` (Toolong's shape) rather than a ``DataTable``: the rows are a
+``BoardRows`` (``tui/board_rows.py``, which owns their order, their index by payment id and what
+the board loads), so applying an engine event repaints one line and only the lines on screen are
+ever rendered. This module owns how they look and how the cursor stays on its payment while rows
+come and go. Age and countdown are computed from the engine's clock while rendering, so a
+once-a-second ``refresh()`` keeps them true without touching any row.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -25,102 +26,12 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from bakong_console.tui.board_rows import BoardRow, BoardRows
 from bakong_console.tui.formatting import STATUS_STYLES, amount_number, countdown, short_age
 from engine.clock import Clock
-from engine.records import Event, Payment, PaymentStatus
+from engine.records import PaymentStatus
 
-__all__ = ["BoardRow", "Column", "PendingPaymentsTable"]
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True, slots=True)
-class BoardRow:
-    """What the board shows of one payment."""
-
-    id: str
-    status: PaymentStatus
-    amount_minor: int
-    currency: str
-    reference: str | None
-    md5: str
-    created_at: datetime
-    expires_at: datetime
-    bakong_hash: str | None = None
-    bill_number: str | None = None
-    paid_at: datetime | None = None
-    check_count: int = 0
-    last_check_result: str | None = None
-    #: Still being checked with Bakong (pending, or timed out under the late watch).
-    watched: bool = False
-
-    @property
-    def sort_key(self) -> tuple[datetime, str]:
-        return (self.created_at, self.id)
-
-    @classmethod
-    def from_payment(cls, p: Payment) -> BoardRow:
-        return cls(
-            id=p.id,
-            status=p.status,
-            amount_minor=p.amount_minor,
-            currency=p.currency,
-            reference=p.reference,
-            md5=p.md5,
-            created_at=p.created_at,
-            expires_at=p.expires_at,
-            bakong_hash=p.bakong_hash,
-            bill_number=p.bill_number,
-            paid_at=p.paid_at,
-            check_count=p.check_count,
-            last_check_result=p.last_check_result,
-            watched=p.next_check_at is not None,
-        )
-
-    @classmethod
-    def from_event(cls, event: Event) -> BoardRow | None:
-        """A row from a payment event's data (the webhook payload); None if it lacks the basics."""
-        data = event.payload
-        try:
-            status = PaymentStatus(data["status"])
-            return cls(
-                id=event.subject_id,
-                status=status,
-                amount_minor=int(data["amount_minor"]),
-                currency=str(data["currency"]),
-                reference=data.get("reference"),
-                md5=str(data.get("md5") or ""),
-                created_at=_parse_time(data["created_at"]) or event.occurred_at,
-                expires_at=_parse_time(data["expires_at"]) or event.occurred_at,
-                bakong_hash=data.get("bakong_hash"),
-                bill_number=data.get("bill_number"),
-                paid_at=_parse_time(data.get("paid_at")),
-                watched=status is PaymentStatus.PENDING,
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def updated_by(self, event: Event) -> BoardRow:
-        """This row after ``event`` (its status and what the event says about the payment)."""
-        data = event.payload
-        try:
-            status = PaymentStatus(data.get("status", self.status))
-        except ValueError:
-            status = self.status
-        found = status in (PaymentStatus.PAID, PaymentStatus.PAID_LATE, PaymentStatus.NEEDS_REVIEW)
-        return replace(
-            self,
-            status=status,
-            bakong_hash=data.get("bakong_hash", self.bakong_hash),
-            paid_at=_parse_time(data.get("paid_at")) or self.paid_at,
-            reference=data.get("reference", self.reference),
-            last_check_result="found" if found and status is not self.status else self.last_check_result,
-            watched=self.watched if status is self.status else status in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT),
-        )
+__all__ = ["Column", "PendingPaymentsTable"]
 
 
 @dataclass(frozen=True)
@@ -210,53 +121,43 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
     def __init__(self, clock: Clock, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.clock = clock
-        # Ascending by (created_at, id); display index i is _keys[-1 - i] (newest first).
-        self._keys: list[tuple[datetime, str]] = []
-        self._rows: dict[str, BoardRow] = {}
+        self._store = BoardRows()
         self._layout: list[tuple[Column, int]] = []
         self._layout_width = -1
         #: Called with the ids of rows just changed (the benchmark measures through it).
         self.on_applied: Callable[[list[str]], None] | None = None
 
-    # --- data -------------------------------------------------------------------------------------
+    # --- rows: each change to the store keeps the cursor on its payment and repaints ----------------
 
     @property
     def row_count(self) -> int:
-        return len(self._keys)
+        return len(self._store)
 
     def get(self, payment_id: str) -> BoardRow | None:
-        return self._rows.get(payment_id)
+        return self._store.get(payment_id)
 
     def row_at(self, index: int) -> BoardRow | None:
-        if 0 <= index < len(self._keys):
-            return self._rows[self._keys[-1 - index][1]]
-        return None
+        return self._store.row_at(index)
 
     def rows(self) -> list[BoardRow]:
         """Every row in display order (newest first)."""
-        return [self._rows[key[1]] for key in reversed(self._keys)]
+        return self._store.rows()
 
     def index_of(self, payment_id: str) -> int | None:
-        row = self._rows.get(payment_id)
-        if row is None:
-            return None
-        pos = bisect.bisect_left(self._keys, row.sort_key)
-        return len(self._keys) - 1 - pos
+        return self._store.index_of(payment_id)
 
     @property
     def cursor_payment(self) -> BoardRow | None:
-        return self.row_at(self.cursor_row)
+        return self._store.row_at(self.cursor_row)
 
     def clear(self) -> None:
-        self._keys.clear()
-        self._rows.clear()
+        self._store.clear()
         self.cursor_row = 0
         self._resized()
 
     def set_rows(self, rows: Iterable[BoardRow]) -> None:
         """Replace every row (a new filter or search); the cursor goes to the top."""
-        self._rows = {row.id: row for row in rows}
-        self._keys = sorted(row.sort_key for row in self._rows.values())
+        self._store.replace_all(rows)
         self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor_row = 0
         self._resized()
@@ -265,58 +166,46 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         """Add rows not shown yet (the next page of a load); rows already shown are kept as they
         are, since an event may have updated them after the page was read. Returns how many."""
         keep = self.cursor_payment
-        fresh = [row for row in rows if row.id not in self._rows]
-        if not fresh:
+        added = self._store.add_new(rows)
+        if not added:
             return 0
-        for row in fresh:
-            self._rows[row.id] = row
-        self._keys.extend(row.sort_key for row in fresh)
-        self._keys.sort()
         self._follow(keep)
         self._resized()
-        return len(fresh)
+        return added
 
     def upsert(self, row: BoardRow) -> bool:
         """Insert or replace one row; True if it was new. The cursor stays on its payment."""
-        old = self._rows.get(row.id)
-        self._rows[row.id] = row
+        old = self._store.get(row.id)
         if old is not None and old.sort_key == row.sort_key:
-            index = self.index_of(row.id)
-            if index is not None:
-                self._refresh_row(index)
+            self._store.put(row)
+            self._refresh_payment(row.id)
             return False
         keep = self.cursor_payment
-        if old is not None:
-            del self._keys[bisect.bisect_left(self._keys, old.sort_key)]
-        bisect.insort(self._keys, row.sort_key)
+        self._store.put(row)
         self._follow(keep)
         self._resized()
         return old is None
 
     def remove(self, payment_id: str) -> bool:
-        row = self._rows.get(payment_id)
-        if row is None:
+        if self._store.get(payment_id) is None:
             return False
         keep = self.cursor_payment
-        del self._rows[payment_id]
-        del self._keys[bisect.bisect_left(self._keys, row.sort_key)]
+        self._store.remove(payment_id)
         if keep is not None and keep.id != payment_id:
             self._follow(keep)
         else:
-            self.cursor_row = min(self.cursor_row, max(0, len(self._keys) - 1))
+            self.cursor_row = min(self.cursor_row, max(0, len(self._store) - 1))
         self._resized()
         return True
 
     def update(self, payment_id: str, change: Callable[[BoardRow], BoardRow]) -> BoardRow | None:
         """Apply ``change`` to one row in place; None if the payment is not on the board."""
-        row = self._rows.get(payment_id)
+        row = self._store.get(payment_id)
         if row is None:
             return None
         new = change(row)
-        self._rows[payment_id] = new
-        index = self.index_of(payment_id)
-        if index is not None:
-            self._refresh_row(index)
+        self._store.put(new)
+        self._refresh_payment(payment_id)
         return new
 
     def applied(self, ids: list[str]) -> None:
@@ -328,7 +217,7 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         """The rows on screen now."""
         top = int(self.scroll_offset.y)
         height = max(0, self.scrollable_content_region.height - 1)
-        return [row for i in range(top, min(top + height, len(self._keys))) if (row := self.row_at(i)) is not None]
+        return self._store.window(top, height)
 
     def _follow(self, keep: BoardRow | None) -> None:
         if keep is None:
@@ -342,10 +231,13 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
                 self.scroll_to(y=top + shift, animate=False, immediate=True)
 
     def _resized(self) -> None:
-        self.virtual_size = Size(self._content_width(), len(self._keys) + 1)
+        self.virtual_size = Size(self._content_width(), len(self._store) + 1)
         self.refresh()
 
-    def _refresh_row(self, index: int) -> None:
+    def _refresh_payment(self, payment_id: str) -> None:
+        index = self.index_of(payment_id)
+        if index is None:
+            return
         top = int(self.scroll_offset.y)
         if top <= index < top + self._page_height():
             self.refresh_line(index + 1)
@@ -356,7 +248,7 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def validate_cursor_row(self, value: int) -> int:
-        return max(0, min(value, len(self._keys) - 1)) if self._keys else 0
+        return max(0, min(value, len(self._store) - 1)) if len(self._store) else 0
 
     def watch_cursor_row(self, old: int, new: int) -> None:
         top = int(self.scroll_offset.y)
@@ -392,7 +284,7 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         self.cursor_row = 0
 
     def action_last(self) -> None:
-        self.cursor_row = len(self._keys) - 1
+        self.cursor_row = len(self._store) - 1
 
     def key_enter(self, event: events.Key) -> None:
         row = self.cursor_payment
@@ -405,7 +297,7 @@ class PendingPaymentsTable(ScrollView, can_focus=True):
         if offset is None or offset.y < 1:
             return
         index = int(self.scroll_offset.y) + offset.y - 1
-        if index < len(self._keys):
+        if index < len(self._store):
             if index == self.cursor_row and event.chain >= 2:
                 row = self.cursor_payment
                 if row is not None:
