@@ -8,6 +8,9 @@ each one's state; the payment detail screen is pushed over whichever mode opened
 Engine → console: ``EngineBridge`` posts coalescing messages; the App republishes them on
 signals that screens and widgets subscribe to. Console → engine: ``engine_work`` workers; their
 failures come back to ``show_error``, the one error handler.
+
+The App depends on its screens, never the reverse: screens see it as a ``ConsoleContext``
+(``context.py``), the part of it they may use, which the App satisfies structurally.
 """
 
 from __future__ import annotations

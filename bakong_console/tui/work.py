@@ -1,7 +1,7 @@
 """Engine calls from the console: always async workers on the app's loop, never threads.
 
 ``engine_work`` is ``textual.work`` for methods that await the engine. A failure does not end
-the app and is not lost: it goes to the App's one error handler (``BakongConsoleApp.show_error``),
+the app and is not lost: it goes to the App's one error handler (``ConsoleContext.show_error``),
 which turns an engine error into a toast (or a message by the field, for the form that asked)
 and anything unexpected into an error dialog. Engine coroutines must run on the loop that opened
 the engine, which is why a thread worker is never used here.

@@ -8,19 +8,17 @@ Each action runs the engine call in an ``engine_work`` worker and reports throug
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.dialogs.payment_dialogs import CancelPaymentDialog, PaymentQRDialog, Resolution, ResolveDialog
 from bakong_console.tui.formatting import amount_text
 from bakong_console.tui.work import engine_work
 from engine.errors import InvalidInput, InvalidTransition
 from engine.records import Payment, PaymentStatus
-
-if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
 
 __all__ = ["PAYMENT_ACTION_BINDINGS", "SANDBOX_BINDINGS", "PaymentActions"]
 
@@ -45,7 +43,7 @@ _SANDBOX_PAYS: dict[str, dict[str, Any]] = {"full": {}, "wrong_amount": {"wrong_
 class PaymentActions(Screen[Any]):
     """Actions on the payment this screen has in hand."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     PAYMENT_BINDINGS: ClassVar[list[BindingType]] = PAYMENT_ACTION_BINDINGS + SANDBOX_BINDINGS
 

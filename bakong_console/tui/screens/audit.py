@@ -7,7 +7,7 @@ word is a subject id); each is an exact match. ``m`` reads older entries.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -16,15 +16,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import local_time
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
 from engine.errors import InvalidInput
 from engine.records import AuditEntry, Event
-
-if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
 
 __all__ = ["AuditFilter", "AuditScreen", "parse_audit_filter"]
 
@@ -54,7 +52,7 @@ def parse_audit_filter(text: str) -> AuditFilter:
 class AuditScreen(Screen[None]):
     """Newest first; the highlighted entry's before/after below the table."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="audit.filter"),

@@ -10,7 +10,7 @@ MD5, Bakong hash, bill number or id; today's totals per currency underneath.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +19,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Static
 
 from bakong_console.tui.board_rows import MAX_ROWS, BoardRow, board_pages
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
@@ -28,9 +29,6 @@ from bakong_console.tui.work import engine_work
 from engine.db.payments import PaymentFilter
 from engine.errors import NotFound
 from engine.records import Event, PaymentStatus
-
-if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
 
 __all__ = ["BOARD_FILTERS", "BoardScreen"]
 
@@ -52,7 +50,7 @@ _TOTALS_EVENTS = (S.PAID.value, S.PAID_LATE.value, S.FAILED.value)
 class BoardScreen(PaymentActions):
     """Pending and recent payments, updated in place."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_detail", "Details", id="board.detail"),

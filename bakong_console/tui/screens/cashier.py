@@ -9,7 +9,7 @@ terminal bell; ``n`` starts the next customer. Laid out to fit an 80×24 termina
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Button, ContentSwitcher, Digits, Footer, Input, Label, Static
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import amount_number, countdown, status_badge
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
@@ -29,9 +30,6 @@ from engine.errors import InvalidInput
 from engine.money import parse_amount
 from engine.records import Event, Payment, PaymentStatus
 from engine.terminals import terminal_name
-
-if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
 
 __all__ = ["CashierScreen"]
 
@@ -53,7 +51,7 @@ STATUS_LINES: dict[PaymentStatus, str] = {
 class CashierScreen(PaymentActions):
     """New payment → KHQR → PAID → next customer."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "toggle_currency", "KHR/USD", priority=True, id="cashier.toggle_currency"),

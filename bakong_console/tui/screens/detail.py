@@ -5,7 +5,7 @@ webhook deliveries about it with each attempt, and its QR. Reloads when the paym
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Label, Static
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import amount_text, local_time, status_badge, took
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
@@ -22,9 +23,6 @@ from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.widgets.khqr_code import KHQRCode
 from bakong_console.tui.work import engine_work
 from engine.records import Event, Payment, PaymentStatus, StatusChange, WebhookAttempt, WebhookDelivery
-
-if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
 
 __all__ = ["PaymentDetailScreen"]
 
@@ -103,7 +101,7 @@ def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]], 
 class PaymentDetailScreen(PaymentActions):
     """Everything about one payment."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="detail.close"),

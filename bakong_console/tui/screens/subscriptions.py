@@ -19,6 +19,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import amount_text, local_time
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
@@ -28,7 +29,6 @@ from engine.errors import InvalidInput
 from engine.records import Event, SubscriptionStatus
 
 if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
     from engine.records import SubscriptionView
 
 __all__ = ["SubscriptionsScreen", "parse_subscription_filter"]
@@ -75,7 +75,7 @@ def parse_subscription_filter(text: str, now: datetime) -> dict[str, Any]:
 class SubscriptionsScreen(Screen[None]):
     """Subscriptions newest first, with their plans' names and what they owe."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "next_status", "Status filter", id="subscriptions.status_filter"),

@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
+from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import local_time, took
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
@@ -27,7 +28,6 @@ from engine.errors import InvalidInput
 from engine.records import WebhookDelivery
 
 if TYPE_CHECKING:
-    from bakong_console.tui.app import BakongConsoleApp
     from engine.services.webhooks import EndpointHealth
 
 __all__ = ["RecoverDialog", "WebhooksScreen", "parse_since"]
@@ -95,7 +95,7 @@ class RecoverDialog(ModalScreen[datetime | None]):
 class WebhooksScreen(Screen[None]):
     """Endpoints above, deliveries below, the highlighted delivery's attempts at the bottom."""
 
-    app: BakongConsoleApp  # type: ignore[assignment]
+    app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "replay", "Replay delivery", id="webhooks.replay"),
