@@ -39,6 +39,7 @@ from bakong_console.tui.screens.detail import PaymentDetailScreen
 from bakong_console.tui.screens.subscriptions import SubscriptionsScreen
 from bakong_console.tui.screens.webhooks import WebhooksScreen
 from bakong_console.tui.state import Alert, ConsoleState, EngineStatus
+from bakong_console.tui.time_input import parse_instant
 from bakong_console.tui.widgets.payments_table import PendingPaymentsTable
 from bakong_console.tui.work import engine_work
 from engine import events as ev
@@ -168,7 +169,7 @@ class BakongConsoleApp(App[int]):
             ev.ALERT_WEBHOOK_ENDPOINT_DISABLED: (f"webhook:{event.subject_id}", "warning", "Webhook endpoint disabled"),
         }.get(event.type, (event.type, "warning", "Alert"))
         if event.type == ev.ALERT_QUOTA_EXHAUSTED and event.payload.get("until"):
-            text = f"Bakong quota spent until {clock_time(_iso(event.payload['until']))}"
+            text = f"Bakong quota spent until {clock_time(parse_instant(str(event.payload['until'])))}"
         elif event.type == ev.ALERT_TOKEN_EXPIRED:
             text = "Bakong token expired: polling paused until a new token is set"
             self.refused_token = str(event.payload.get("token") or "") or None
@@ -303,12 +304,6 @@ class BakongConsoleApp(App[int]):
                     yield SystemCommand(title, help_text, callback)
         yield SystemCommand("Theme", "Change the colour theme", self.action_change_theme)
         yield SystemCommand("Keys", "Show every key of this screen", self.action_show_help_panel)
-
-
-def _iso(value: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 #: Every class with bindings an operator may remap through ``console.bindings``.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bakong_console.tui.time_input import parse_instant
 from engine.records import Event, Payment, PaymentStatus
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ PAGE = 1000
 def _parse_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_instant(str(value))
 
 
 @dataclass(frozen=True, slots=True)

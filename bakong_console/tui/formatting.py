@@ -20,6 +20,7 @@ __all__ = [
     "amount_text",
     "clock_time",
     "countdown",
+    "endpoint_answer",
     "local_time",
     "short_age",
     "status_badge",
@@ -92,6 +93,13 @@ def local_time(dt: datetime | None) -> str:
 def clock_time(dt: datetime) -> str:
     """Phnom Penh wall-clock time: '10:00:05'."""
     return dt.astimezone(PHNOM_PENH).strftime("%H:%M:%S")
+
+
+def endpoint_answer(status_code: int | None, error: str | None, *, nothing: str = "no answer") -> str:
+    """What a webhook endpoint answered: 'HTTP 503', else the error ('timed out'), else ``nothing``."""
+    if status_code is not None:
+        return f"HTTP {status_code}"
+    return error or nothing
 
 
 def took(duration_ms: float) -> str:

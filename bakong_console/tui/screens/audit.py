@@ -10,14 +10,12 @@ import json
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import local_time
+from bakong_console.tui.screens.filter_line import FilterLineScreen
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
@@ -49,10 +47,11 @@ def parse_audit_filter(text: str) -> AuditFilter:
     return out
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(FilterLineScreen):
     """Newest first; the highlighted entry's before/after below the table."""
 
-    app: ConsoleContext  # type: ignore[assignment]
+    FILTER_LINE = "audit"
+    FILTER_FIELDS = ("action", "actor", "subject_id", "filter")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="audit.filter"),
@@ -91,38 +90,16 @@ class AuditScreen(Screen[None]):
         if len(self.entries) <= PAGE:
             self.reload()
 
-    def action_focus_filter(self) -> None:
-        self.query_one("#audit-filter", Input).focus()
+    # --- FilterLineScreen ------------------------------------------------------------------------
 
-    def action_clear_filter(self) -> None:
-        self.query_one("#audit-filter", Input).value = ""
-        self.query_one("#audit-filter-error", Static).update("")
-        if self.filter:
-            self.filter = AuditFilter()
-            self.reload()
-        self.query_one(DataTable).focus()
+    def read_filter(self, text: str) -> None:
+        self.filter = parse_audit_filter(text)
 
-    @on(Input.Submitted, "#audit-filter")
-    def filter_submitted(self, event: Input.Submitted) -> None:
-        self.apply_filter(event.value)
-
-    def apply_filter(self, text: str) -> None:
-        """Filter the log by the filter line's syntax; an error is shown under the line."""
-        error = self.query_one("#audit-filter-error", Static)
-        try:
-            self.filter = parse_audit_filter(text)
-        except InvalidInput as exc:
-            error.update(exc.message)
-            return
-        error.update("")
-        self.reload()
-        self.query_one(DataTable).focus()
-
-    def show_field_error(self, field: str, message: str) -> bool:
-        if field in ("action", "actor", "subject_id", "filter"):
-            self.query_one("#audit-filter-error", Static).update(message)
-            return True
-        return False
+    def drop_filter(self) -> bool:
+        if not self.filter:
+            return False
+        self.filter = AuditFilter()
+        return True
 
     def action_more(self) -> None:
         if not self.exhausted and self.entries:

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Label, Static
 
 from bakong_console.tui.context import ConsoleContext
-from bakong_console.tui.formatting import amount_text, local_time, status_badge, took
+from bakong_console.tui.formatting import amount_text, endpoint_answer, local_time, status_badge, took
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
@@ -93,7 +93,7 @@ def _deliveries(deliveries: list[tuple[WebhookDelivery, list[WebhookAttempt]]], 
         endpoint = urls.get(delivery.endpoint_id, delivery.endpoint_id)
         table.add_row(delivery.event_type, endpoint, delivery.status, f"{delivery.attempt_count} attempt(s)")
         for attempt in attempts:
-            answer = f"HTTP {attempt.status_code}" if attempt.status_code is not None else (attempt.error or "no answer")
+            answer = endpoint_answer(attempt.status_code, attempt.error)
             table.add_row("", "", Text(f"#{attempt.attempt}", style="dim"), f"{local_time(attempt.started_at)} · {answer} · {took(attempt.duration_ms)}")
     return Group(table)
 

@@ -8,19 +8,18 @@ also ``h`` and ``m``) or ``ends:2026-02-01`` (before that day, Phnom Penh time).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import amount_text, local_time
+from bakong_console.tui.screens.filter_line import FilterLineScreen
+from bakong_console.tui.time_input import parse_span
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
@@ -43,7 +42,6 @@ _STATUS_STYLES = {
     SubscriptionStatus.EXPIRED: "dim",
     SubscriptionStatus.CANCELLED: "dim",
 }
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
 def parse_subscription_filter(text: str, now: datetime) -> dict[str, Any]:
@@ -58,9 +56,9 @@ def parse_subscription_filter(text: str, now: datetime) -> dict[str, Any]:
         elif key == "user":
             out["user_id"] = value
         elif key == "ends":
-            unit = value[-1].lower()
-            if unit in _UNITS and value[:-1].isdigit():
-                out["period_end_before"] = now + timedelta(seconds=int(value[:-1]) * _UNITS[unit])
+            span = parse_span(value)
+            if span is not None:
+                out["period_end_before"] = now + span
             else:
                 try:
                     day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=PHNOM_PENH)
@@ -72,10 +70,11 @@ def parse_subscription_filter(text: str, now: datetime) -> dict[str, Any]:
     return out
 
 
-class SubscriptionsScreen(Screen[None]):
+class SubscriptionsScreen(FilterLineScreen):
     """Subscriptions newest first, with their plans' names and what they owe."""
 
-    app: ConsoleContext  # type: ignore[assignment]
+    FILTER_LINE = "subscriptions"
+    FILTER_FIELDS = ("plan", "user_id", "status", "filter", "plan_code")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "next_status", "Status filter", id="subscriptions.status_filter"),
@@ -129,33 +128,14 @@ class SubscriptionsScreen(Screen[None]):
         self._show_status()
         self.reload()
 
-    def action_focus_filter(self) -> None:
-        self.query_one("#subscriptions-filter", Input).focus()
+    # --- FilterLineScreen ------------------------------------------------------------------------
 
-    def action_clear_filter(self) -> None:
-        self.query_one("#subscriptions-filter", Input).value = ""
-        self.query_one("#subscriptions-filter-error", Static).update("")
+    def read_filter(self, text: str) -> None:
+        self.criteria = parse_subscription_filter(text, self.app.engine.clock.now())
+
+    def drop_filter(self) -> bool:
         self.criteria = {}
-        self.reload()
-        self.query_one(DataTable).focus()
-
-    @on(Input.Submitted, "#subscriptions-filter")
-    def filter_submitted(self, event: Input.Submitted) -> None:
-        error = self.query_one("#subscriptions-filter-error", Static)
-        try:
-            self.criteria = parse_subscription_filter(event.value, self.app.engine.clock.now())
-        except InvalidInput as exc:
-            error.update(exc.message)
-            return
-        error.update("")
-        self.reload()
-        self.query_one(DataTable).focus()
-
-    def show_field_error(self, field: str, message: str) -> bool:
-        if field in ("plan", "user_id", "status", "filter", "plan_code"):
-            self.query_one("#subscriptions-filter-error", Static).update(message)
-            return True
-        return False
+        return True
 
     def palette_commands(self):  # type: ignore[no-untyped-def]
         for status in STATUS_FILTERS:

@@ -8,7 +8,7 @@ following webhook events the screen re-reads itself every few seconds while it i
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -20,7 +20,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from bakong_console.tui.context import ConsoleContext
-from bakong_console.tui.formatting import local_time, took
+from bakong_console.tui.formatting import endpoint_answer, local_time, took
+from bakong_console.tui.time_input import parse_instant, parse_span
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["RecoverDialog", "WebhooksScreen", "parse_since"]
 
 PAGE = 200
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -41,11 +41,11 @@ def parse_since(text: str, now: datetime) -> datetime:
     value = text.strip()
     if not value:
         raise InvalidInput("since is required: e.g. 2h, 30m, 1d or 2026-01-15T09:00+07:00", field="since")
-    unit = value[-1].lower()
-    if unit in _UNITS and value[:-1].isdigit():
-        return now - timedelta(seconds=int(value[:-1]) * _UNITS[unit])
+    span = parse_span(value)
+    if span is not None:
+        return now - span
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_instant(value)
     except ValueError:
         raise InvalidInput(f"{value!r} is neither a duration (2h, 30m, 1d) nor an ISO time", field="since") from None
     if when.tzinfo is None:
@@ -165,7 +165,7 @@ class WebhooksScreen(Screen[None]):
         keep = table.cursor_row
         table.clear()
         for d in self.deliveries:
-            answer = f"HTTP {d.last_status_code}" if d.last_status_code is not None else (d.last_error or "—")
+            answer = endpoint_answer(d.last_status_code, d.last_error, nothing="—")
             table.add_row(
                 local_time(d.created_at), d.event_type, urls.get(d.endpoint_id, d.endpoint_id), d.status, str(d.attempt_count),
                 answer, local_time(d.next_attempt_at) if d.next_attempt_at else "—", key=d.id,
@@ -207,7 +207,7 @@ class WebhooksScreen(Screen[None]):
         if not attempts:
             text.append("\nnot attempted yet", style="dim")
         for a in attempts:
-            answer = f"HTTP {a.status_code}" if a.status_code is not None else (a.error or "no answer")
+            answer = endpoint_answer(a.status_code, a.error)
             text.append(f"\n#{a.attempt} {local_time(a.started_at)} · {answer} · {took(a.duration_ms)}")
             if a.response_excerpt:
                 text.append(f" · {a.response_excerpt[:80]}", style="dim")
