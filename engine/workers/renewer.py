@@ -1,7 +1,7 @@
 """The renewer: bills renewals ahead of period end and moves subscriptions along the calendar.
 
 One pass, each step a bounded batch read through an index, then one short transaction per change
-(the rules themselves live in ``SubscriptionService``):
+(the rules themselves live behind ``SubscriptionService``, in ``engine.services.subscriptions``):
 
 1. **repair** — OPEN invoices with no KHQR recorded (a crash between committing the invoice and
    recording its payment) or whose KHQR was cancelled (repriced, reopened) get one; the payment's

@@ -66,7 +66,7 @@ class PlanChanges:
 
     # --- upgrade ----------------------------------------------------------------------------------
 
-    async def quote(self, tx: Tx, sub: Subscription, plan_code: str) -> tuple[ProrationQuote, Plan]:
+    async def _quote(self, tx: Tx, sub: Subscription, plan_code: str) -> tuple[ProrationQuote, Plan]:
         if sub.status not in (S.ACTIVE, S.TRIALING):
             raise InvalidTransition(f"subscription {sub.id} is {sub.status.value}: only an ACTIVE or TRIALING subscription can be upgraded")
         new = await self._other_plan(tx, sub, plan_code)
@@ -104,7 +104,7 @@ class PlanChanges:
     async def preview_upgrade(self, user_id: str, plan_code: str) -> ProrationQuote:
         """What upgrading now would cost (nothing is created)."""
         async with self.storage.read() as tx:
-            quote, _ = await self.quote(tx, await self.queries.live(tx, user_id), plan_code)
+            quote, _ = await self._quote(tx, await self.queries.live(tx, user_id), plan_code)
             return quote
 
     async def upgrade(self, user_id: str, plan_code: str, actor: Actor) -> PlanChange:
@@ -113,7 +113,7 @@ class PlanChanges:
         invoice: SubscriptionInvoice | None = None
         async with self.storage.transaction() as tx:
             sub = await self.queries.live(tx, user_id)
-            quote, new = await self.quote(tx, sub, plan_code)
+            quote, new = await self._quote(tx, sub, plan_code)
             await self.billing.drop_pending_upgrade(tx, sub, actor=actor, reason=f"replaced by an upgrade to {new.code}")
             if quote.immediate:
                 changed = await self._transition(

@@ -38,7 +38,7 @@ class SubscriptionQueries:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    async def views(self, tx: Tx, subs: list[Subscription]) -> list[SubscriptionView]:
+    async def _views(self, tx: Tx, subs: list[Subscription]) -> list[SubscriptionView]:
         plans = await repo.plans_by_id(tx, [p for s in subs for p in (s.plan_id, s.pending_plan_id)])
         opened = await repo.open_invoices_of(tx, [s.id for s in subs])
         payment_ids = [o.invoice.payment_id for items in opened.values() for o in items if o.invoice.payment_id]
@@ -62,7 +62,8 @@ class SubscriptionQueries:
         return views
 
     async def view(self, tx: Tx, sub: Subscription) -> SubscriptionView:
-        return (await self.views(tx, [sub]))[0]
+        """One subscription as shown, read in the caller's transaction."""
+        return (await self._views(tx, [sub]))[0]
 
     async def live(self, tx: Tx, user_id: str) -> Subscription:
         """The user's live subscription (``NotFound`` when the user has none)."""
@@ -132,4 +133,4 @@ class SubscriptionQueries:
                 limit=limit,
                 cursor=cursor,
             )
-            return await self.views(tx, page), nxt
+            return await self._views(tx, page), nxt
