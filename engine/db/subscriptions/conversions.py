@@ -19,16 +19,8 @@ from engine.errors import NotFound
 from engine.money import to_major
 from engine.records import Payment, Plan, Subscription, SubscriptionInvoice, SubscriptionStatus
 
-__all__ = [
-    "invoice_event_data",
-    "iso",
-    "plan_code",
-    "plan_event_data",
-    "subscription_event_data",
-    "to_invoice",
-    "to_plan",
-    "to_subscription",
-]
+#: What the package exports; the ``to_*`` conversions are for its own modules.
+__all__ = ["invoice_event_data", "iso", "plan_code", "plan_event_data", "subscription_event_data"]
 
 #: Plan ids to codes. Codes never change and ids are random, so one process-wide map is safe.
 _PLAN_CODES: dict[str, str] = {}
