@@ -43,6 +43,8 @@ __all__ = [
     "data_dir",
     "discover_config_path",
     "load_settings",
+    "parse_config_text",
+    "read_config_file",
 ]
 
 APP_NAME = "bakong-console"
@@ -411,6 +413,33 @@ def load_settings(
     settings = _build(Settings, raw, origin, prefix="")
     settings = dataclasses.replace(settings, source=path)
     _check_consistency(settings, origin)
+    return settings
+
+
+def read_config_file(path: str | Path) -> Settings:
+    """What one file says by itself: no environment overrides and no cross-key checks.
+
+    Setup reads the current file with it to offer its values as defaults (a production file whose
+    token lives in the environment still reads, and no env secret is copied into the file).
+    """
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return dataclasses.replace(parse_config_text(text, origin=str(path), check=False), source=path)
+
+
+def parse_config_text(text: str, *, origin: str = "config", check: bool = True) -> Settings:
+    """Settings from TOML text, validated as ``load_settings`` validates a file (without the
+    environment); ``check=False`` skips the checks across keys."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+    settings = _build(Settings, raw, origin, prefix="")
+    if check:
+        _check_consistency(settings, origin)
     return settings
 
 

@@ -29,6 +29,7 @@ from engine.db import payments as repo
 from engine.db.payments import PaymentFilter
 from engine.db.storage import Storage
 from engine.errors import BakongError, Conflict, IdempotencyConflict, InvalidInput, InvalidTransition, NotFound
+from engine.merchant import merchant_khqr_info
 from engine.money import check_currency, parse_amount, to_minor
 from engine.records import Actor, Payment, PaymentStatus, StatusChange
 from engine.services.schedule import Allowance, CheckSchedule
@@ -103,28 +104,13 @@ class PaymentService:
     def _khqr_for(
         self, amount_minor: int, currency: str, expires_at: datetime, bill_number: str | None, *, skew_ms: int = 0
     ) -> khqr.KHQRResult:
-        m = self.settings.merchant
-        common: dict[str, Any] = dict(
-            bakong_account_id=m.bakong_account_id,
-            merchant_name=m.name,
-            merchant_city=m.city or None,
+        info = merchant_khqr_info(
+            self.settings.merchant,
             currency=currency,
             amount=Decimal(amount_minor) / (100 if currency == "USD" else 1),
-            bill_number=bill_number,
-            mobile_number=m.mobile_number or None,
-            store_label=m.store_label or None,
-            terminal_label=m.terminal_label or None,
-            merchant_category_code=m.merchant_category_code or None,
             expiration_timestamp=int(expires_at.timestamp() * 1000),
+            bill_number=bill_number,
         )
-        if m.type == "merchant":
-            info: khqr.IndividualInfo | khqr.MerchantInfo = khqr.MerchantInfo(
-                merchant_id=m.merchant_id, acquiring_bank=m.acquiring_bank, **common
-            )
-        else:
-            info = khqr.IndividualInfo(
-                account_information=m.account_information or None, acquiring_bank=m.acquiring_bank or None, **common
-            )
         try:
             return khqr.generate(info, now_ms=int(self.clock.now().timestamp() * 1000) + skew_ms)
         except khqr.KHQRError as exc:
