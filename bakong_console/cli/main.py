@@ -18,6 +18,7 @@ from bakong_console import __version__
 from bakong_console.cli import bakong_cmd, config_cmd, db_cmd, keys_cmd, khqr_cmd, pay_cmd, payments_cmd, sandbox_cmd, serve_cmd
 from bakong_console.cli import webhooks_cmd
 from bakong_console.cli import plans_cmd, subs_cmd
+from bakong_console.cli import doctor_cmd, setup_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -80,6 +81,7 @@ def _open_console(ctx: typer.Context) -> None:
     from bakong_console.cli.context import state
     from bakong_console.tui.run import run_console
 
+    setup_cmd.first_run(ctx)
     raise typer.Exit(asyncio.run(run_console(state(ctx).settings())))
 
 
@@ -101,6 +103,8 @@ app.add_typer(subs_cmd.app, name="subs")
 app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("pay")(pay_cmd.pay)
 app.command("serve")(serve_cmd.serve)
+app.command("setup")(setup_cmd.setup)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def run() -> None:
