@@ -20,6 +20,7 @@ import click
 import typer
 
 from bakong_console.cli.context import state
+from engine.bakong.models import Diagnosis
 from engine.errors import InvalidInput
 from engine.hours import WEEKDAYS
 from engine.services.setup import SETUP_FIELDS, FieldCheck, SetupField, SetupResult, SetupSession, read_token_file, setup_reason
@@ -106,19 +107,20 @@ def setup(
     if token_file is not None:
         given["token"] = sys.stdin.readline().strip() if str(token_file) == "-" else read_token_file(token_file)
     answers.update(given)
+    verdict = None
     if yes:
         result = asyncio.run(session.save(answers))
     elif plain or not sys.stdin.isatty():
-        result = _plain(session, answers, given)
+        result = _plain(session, answers)
     else:
         from bakong_console.tui.setup_app import run_setup_app
 
-        saved = run_setup_app(session, answers)
-        if saved is None:
+        outcome = run_setup_app(session, answers)
+        if outcome is None:
             typer.echo("setup: nothing written", err=True)
             raise typer.Exit(1)
-        result = saved
-    _report(session, result, show_data_key=show_data_key)
+        result, verdict = outcome
+    _report(session, result, show_data_key=show_data_key, verdict=verdict)
 
 
 def first_run(ctx: typer.Context) -> bool:
@@ -137,14 +139,15 @@ def first_run(ctx: typer.Context) -> bool:
 
     session = SetupSession.for_config(config, force=True)
     answers = session.defaults()
-    saved = run_setup_app(session, answers, reason=reason)
-    if saved is None:
+    outcome = run_setup_app(session, answers, reason=reason)
+    if outcome is None:
         typer.echo(f"setup: nothing written ({reason})", err=True)
         raise typer.Exit(1)
-    _report(session, saved, show_data_key=False)
-    state(ctx)._settings = None
-    if state(ctx).config_path is None:
-        state(ctx).config_path = str(saved.config_path)
+    result, verdict = outcome
+    _report(session, result, show_data_key=False, verdict=verdict)
+    cli = state(ctx)
+    cli.config_path = cli.config_path or str(result.config_path)
+    cli._settings = None
     return True
 
 
@@ -179,7 +182,7 @@ def _mark(check: FieldCheck) -> None:
         click.echo(f"    {'!' if check.warning else '✓'} {check.note}")
 
 
-def _plain(session: SetupSession, answers: dict[str, str], given: Mapping[str, str]) -> SetupResult:
+def _plain(session: SetupSession, answers: dict[str, str]) -> SetupResult:
     click.echo(f"Setting up {session.path} (Enter keeps the value in brackets).")
     section = ""
     for field in SETUP_FIELDS:
@@ -223,7 +226,9 @@ def _preview(session: SetupSession, answers: Mapping[str, str]) -> None:
 # --- the report ---------------------------------------------------------------------------------
 
 
-def _report(session: SetupSession, result: SetupResult, *, show_data_key: bool) -> None:
+def _report(
+    session: SetupSession, result: SetupResult, *, show_data_key: bool, verdict: tuple[Diagnosis, str] | None = None
+) -> None:
     settings = result.settings
     typer.echo(f"wrote {result.config_path} (0600)")
     token = result.checks.get("token")
@@ -240,7 +245,7 @@ def _report(session: SetupSession, result: SetupResult, *, show_data_key: bool) 
         if show_data_key:
             typer.echo(f"data key: {result.data_key_file.read_text(encoding='utf-8').splitlines()[0].strip()}")
     typer.echo(f"database: {result.database_note}")
-    diagnosis, advice = asyncio.run(session.diagnose(settings))
+    diagnosis, advice = verdict or asyncio.run(session.diagnose(settings))
     typer.echo(f"bakong: {diagnosis.kind.value}: {diagnosis.sentence}")
     if advice:
         typer.echo(f"  → {advice}")

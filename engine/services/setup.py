@@ -311,15 +311,15 @@ class SetupSession:
         return FieldCheck(value, error)
 
     def _check_environment(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
-        host = BASE_URLS.get(value)
-        return FieldCheck(value, note=f"{host}" if host else "")
+        return FieldCheck(value, note=BASE_URLS.get(value, ""))
 
     def _check_base_url(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
         env = str(answers.get("environment", "production")).strip().lower()
         if not value:
             if env == "custom":
                 return FieldCheck(value, "required for the custom environment: your relay's or sandbox's https:// URL")
-            return FieldCheck(value, note=f"Bakong's own host: {BASE_URLS.get(env, '')}")
+            host = BASE_URLS.get(env)
+            return FieldCheck(value, note=f"Bakong's own host: {host}" if host else "")
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return FieldCheck(value, "write a URL such as https://relay.example.com")
@@ -594,8 +594,8 @@ class SetupSession:
         return SetupResult(self.path, load_settings(self.path, environ={}), key_file, created, note, checks)
 
     async def _prepare_database(self, settings: Settings) -> str:
-        if settings.uses_embedded_database or settings.database.url.startswith("sqlite"):
-            return "SQLite: created and migrated at the first start"
+        if settings.uses_embedded_database:
+            return "the embedded SQLite file: created and migrated at the first start"
         db = Database(settings.database.url)
         try:
             revision = await current_revision(db)
