@@ -169,3 +169,24 @@ def test_postgresql_is_tested_and_migrated_when_empty(bakong: LiveBakong, isolat
     assert read_config_file(_config(isolated_home)).database.url == pg_url
     current = runner.invoke(app, ["db", "current"])
     assert current.exit_code == 0 and "up to date" in current.stdout
+
+
+def test_the_console_asks_for_setup_first_on_an_incomplete_production_config(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.services.setup import setup_reason
+
+    assert setup_reason(None) is None  # no config at all: the one-command sandbox
+    named = isolated_home / "shop.toml"
+    assert setup_reason(named) == f"no config file at {named}"
+    named.write_text('[bakong]\nenvironment = "production"\n', encoding="utf-8")
+    assert setup_reason(named) == f"{named} is for production but has no Bakong token"
+    monkeypatch.setenv("BAKONG_CONSOLE_BAKONG_TOKEN", "eyJ.x.y")
+    assert setup_reason(named) == f"{named} is for production but still names the sandbox's merchant account"
+    named.write_text('[bakong]\nenvironment = "production"\n[merchant]\nbakong_account_id = "dara@aclb"\n', encoding="utf-8")
+    assert setup_reason(named) is None
+    named.write_text('[merchant]\nname = "Sandbox only"\n', encoding="utf-8")
+    assert setup_reason(named) is None  # a sandbox config needs no setup
+    # Without a terminal the console cannot show the form: one line says what to run.
+    missing = isolated_home / "new.toml"
+    result = runner.invoke(app, ["--config", str(missing)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == f"error: no config file at {missing}: run `bakong-console setup` (or `setup --yes` with flags)"

@@ -12,6 +12,7 @@ file (``diagnose``) and what to do about it replace the buttons, and Enter finis
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -33,6 +34,12 @@ __all__ = ["SetupScreen", "field_id"]
 
 #: Answers that change the preview.
 _PREVIEW_FIELDS = {f.name for f in SETUP_FIELDS if f.section == "Merchant"}
+
+
+def _home_as_tilde(text: str) -> str:
+    """Paths under the home directory as ``~/...``: shorter, and the same on every machine."""
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if home not in ("", "/") else text
 
 
 def field_id(name: str) -> str:
@@ -64,7 +71,7 @@ class SetupScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="setup-title"):
             yield Label("Going live", classes="setup-heading")
-            yield Static(f"writes {self.session.path}", id="setup-target")
+            yield Static(f"writes {_home_as_tilde(str(self.session.path))}", id="setup-target")
         if self.reason:
             yield Static(f"Setup first: {self.reason}.", id="setup-reason")
         with Horizontal(id="setup-body"):
@@ -88,7 +95,7 @@ class SetupScreen(Screen[None]):
         yield Footer()
 
     def _row(self, field: SetupField) -> ComposeResult:
-        value = "" if field.secret else self.answers.get(field.name, "")
+        value = "" if field.secret else _home_as_tilde(self.answers.get(field.name, "")) if field.name == "data_key_file" else self.answers.get(field.name, "")
         placeholder = field.hint
         if field.secret and self.kept_secrets.get(field.name):
             placeholder = "keep current (type a new one to replace it)"
@@ -171,7 +178,7 @@ class SetupScreen(Screen[None]):
 
     def _message(self, name: str, text: str, kind: str) -> None:
         message = self.query_one(f"#{field_id(name)}-message", Static)
-        message.update(text)
+        message.update(_home_as_tilde(text))
         for cls in ("-error", "-note", "-warning"):
             message.remove_class(cls)
         if text:
