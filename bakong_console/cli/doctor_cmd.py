@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bakong_console.cli.context import state
-from engine.services.doctor import CheckResult, Doctor
+
+if TYPE_CHECKING:
+    from engine.services.doctor import CheckResult
 
 __all__ = ["doctor", "doctor_line"]
 
@@ -27,6 +29,8 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="The same checks as JSON.")] = False,
 ) -> None:
     """Check the config, database, data key, token, Bakong, clock, disk, webhooks and leases."""
+    from engine.services.doctor import Doctor
+
     report = asyncio.run(Doctor(state(ctx).config_path).run())
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))

@@ -14,16 +14,18 @@ import getpass
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 
 from bakong_console.cli.context import state
-from engine.bakong.models import Diagnosis
 from engine.errors import InvalidInput
 from engine.hours import WEEKDAYS
-from engine.services.setup import SETUP_FIELDS, FieldCheck, SetupField, SetupResult, SetupSession, read_token_file, setup_reason
+
+if TYPE_CHECKING:  # the setup service (httpx, the database) loads only when setup runs
+    from engine.bakong.models import Diagnosis
+    from engine.services.setup import FieldCheck, SetupField, SetupResult, SetupSession
 
 __all__ = ["first_run", "setup"]
 
@@ -98,6 +100,8 @@ def setup(
     show_data_key: Annotated[bool, Option("--show-data-key", help="Print the data key (to keep a copy somewhere safe).")] = False,
 ) -> None:
     """Write the configuration for real Bakong: merchant, token, database, data key, opening hours."""
+    from engine.services.setup import SetupSession, read_token_file
+
     session = SetupSession.for_config(state(ctx).config_path, force=force)
     session.refuse_overwrite()
     answers = session.defaults()
@@ -129,6 +133,8 @@ def first_run(ctx: typer.Context) -> bool:
     Returns True when setup ran and wrote the file (the console then opens on it); False when no
     setup is needed. Without a terminal the console cannot run anyway: the reason is the error.
     """
+    from engine.services.setup import SetupSession, setup_reason
+
     config = state(ctx).config_path
     reason = setup_reason(config)
     if reason is None:
@@ -183,6 +189,8 @@ def _mark(check: FieldCheck) -> None:
 
 
 def _plain(session: SetupSession, answers: dict[str, str]) -> SetupResult:
+    from engine.services.setup import SETUP_FIELDS
+
     click.echo(f"Setting up {session.path} (Enter keeps the value in brackets).")
     section = ""
     for field in SETUP_FIELDS:
