@@ -215,7 +215,14 @@ class SetupSession:
         self.environ = os.environ if environ is None else environ
         self.clock = clock or SystemClock()
         self.transport = transport
-        self.current: Settings | None = read_config_file(self.path) if self.path.exists() else None
+        self.current: Settings | None = None
+        if self.path.exists():
+            try:
+                self.current = read_config_file(self.path)
+            except ConfigError:
+                if not force:
+                    raise
+                # Replacing a file that does not read: start from the defaults, not from it.
         self._database_probes: dict[str, DatabaseProbe] = {}
         #: Bakong's answer per (base URL, token, account): a second look costs no second request.
         self._accounts: dict[tuple[str, str, str], FieldCheck] = {}
@@ -227,9 +234,8 @@ class SetupSession:
 
     def refuse_overwrite(self) -> None:
         """Stop before any question when the file exists and ``force`` was not given."""
-        if self.current is not None or self.path.exists():
-            if not self.force:
-                raise ConfigError(f"{self.path} exists: run `bakong-console setup --force` to change it (its values are offered as defaults)")
+        if self.path.exists() and not self.force:
+            raise ConfigError(f"{self.path} exists: run `bakong-console setup --force` to change it (its values are offered as defaults)")
 
     # --- defaults -------------------------------------------------------------------------------
 
