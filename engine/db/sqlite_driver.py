@@ -18,8 +18,10 @@ the event loop:
   its own, with its own connection, every ``CHECKPOINT_EVERY`` commits or ``CHECKPOINT_ROWS``
   rows written.
 - **No long hold of the loop.** One task's statements (and the chunks of ``FETCH_CHUNK`` rows a
-  big result is fetched in) run back to back until ``SLICE_SECONDS`` have passed since its run
-  began; its next statement first yields one loop turn. A transaction of many statements (a
+  big result is fetched in) run back to back until they have used ``SLICE_SECONDS`` of the loop
+  thread's CPU time since its run began; its next statement first yields one loop turn. CPU time,
+  not wall time: while the OS runs another process the loop serves nobody, so a preemption is no
+  reason to yield (and would make a busy machine yield at random). A transaction of many statements (a
   poller pass, a bulk import) thus shares the loop with key presses and HTTP requests, while
   many tasks of one statement each (fifty status reads) pay nothing. One statement's step holds
   the loop for its own duration: milliseconds on this engine's indexed queries.
@@ -43,7 +45,7 @@ CHECKPOINT_EVERY = 64
 #: ...or rows written: a bulk transaction fills the WAL alone, and reads from a long WAL are slower.
 CHECKPOINT_ROWS = 1_000
 
-#: The longest run of one task's back-to-back statements before the driver yields the loop a turn.
+#: The most loop-thread CPU time one task's back-to-back statements use before the driver yields a turn.
 SLICE_SECONDS = 0.004
 
 
@@ -66,7 +68,7 @@ def _end_slice() -> None:
 
 def _begin_slice(task: object) -> None:
     _slice.task = task
-    _slice.started = time.perf_counter()
+    _slice.started = time.thread_time()
     if not _slice.ending:
         _slice.ending = True
         asyncio.get_running_loop().call_soon(_end_slice)
@@ -251,7 +253,7 @@ class Connection:
         task = asyncio.current_task()
         if _slice.task is not task:  # the loop ran something else since this task's last statement
             _begin_slice(task)
-        elif time.perf_counter() - _slice.started > SLICE_SECONDS:
+        elif time.thread_time() - _slice.started > SLICE_SECONDS:
             await asyncio.sleep(0)  # the loop serves the others (and ends this run)
             _begin_slice(task)
         deadline: float | None = None
