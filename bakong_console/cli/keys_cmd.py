@@ -10,16 +10,32 @@ from typing import Annotated, TypeVar
 import typer
 
 from bakong_console.cli.context import cli_actor, state
-from engine.clock import SystemClock
+from engine.clock import Clock, SystemClock
+from engine.config import Settings
 from engine.crypto import generate_key_spec, key_file_in_use, load_data_cipher, write_key_file
 from engine.db.bootstrap import open_storage
 from engine.db.rekey import reencrypt_all
+from engine.db.storage import Storage
 from engine.records import ApiKey
 from engine.services.api_keys import SCOPES, ApiKeyService
 
 T = TypeVar("T")
 
 app = typer.Typer(help="Keys: the data encryption key and API keys.", no_args_is_help=True)
+
+
+def _with_storage(settings: Settings, action: Callable[[Storage, Clock], Awaitable[T]]) -> T:
+    """Run one action on the database alone (no engine, no Bakong client) and close it after."""
+
+    async def run() -> T:
+        clock = SystemClock()
+        storage = await open_storage(settings, clock=clock)
+        try:
+            return await action(storage, clock)
+        finally:
+            await storage.db.dispose()
+
+    return asyncio.run(run())
 
 
 @app.command("new-data-key")
@@ -45,14 +61,7 @@ def rotate_data_key(ctx: typer.Context) -> None:
         # Both keys are on disk before any value is rewritten: a crash here loses nothing.
         write_key_file(key_file, [new_spec, *old_specs])
 
-    async def run() -> int:
-        storage = await open_storage(settings, clock=SystemClock())
-        try:
-            return await reencrypt_all(storage)
-        finally:
-            await storage.db.dispose()
-
-    count = asyncio.run(run())
+    count = _with_storage(settings, lambda storage, clock: reencrypt_all(storage))
     if key_file is not None:
         write_key_file(key_file, [new_spec])
         typer.echo(f"re-encrypted {count} secrets with new key {new_spec.split(':')[0]} ({key_file})")
@@ -61,17 +70,7 @@ def rotate_data_key(ctx: typer.Context) -> None:
 
 
 def _with_api_keys(ctx: typer.Context, action: Callable[[ApiKeyService], Awaitable[T]]) -> T:
-    settings = state(ctx).settings()
-
-    async def run() -> T:
-        clock = SystemClock()
-        storage = await open_storage(settings, clock=clock)
-        try:
-            return await action(ApiKeyService(storage, clock=clock))
-        finally:
-            await storage.db.dispose()
-
-    return asyncio.run(run())
+    return _with_storage(state(ctx).settings(), lambda storage, clock: action(ApiKeyService(storage, clock=clock)))
 
 
 def _when(value: datetime | None) -> str:

@@ -61,6 +61,13 @@ def _render_files(qr: str, *, png: Path | None, svg: Path | None, scale: int, ca
 
 Option = typer.Option
 
+# The drawing options of `new` and `show`: both print a code to scan and can write it to files.
+PngOpt = Annotated[Path | None, Option("--png", metavar="FILE", help="Also write the code as PNG.")]
+SvgOpt = Annotated[Path | None, Option("--svg", metavar="FILE", help="Also write the code as SVG.")]
+ScaleOpt = Annotated[int, Option("--scale", min=1, max=100, help="Pixels per module in PNG/SVG.")]
+CaptionOpt = Annotated[bool, Option("--caption/--no-caption", help="Amount and merchant name under the code.")]
+InvertOpt = Annotated[bool, Option("--invert", help="For terminals with a light background.")]
+
 
 @app.command("new")
 def new(
@@ -87,11 +94,11 @@ def new(
     expires_in: Annotated[int | None, Option("--expires-in", min=1, metavar="MINUTES", help="Lifetime of a dynamic QR. Default: payments.default_timeout_minutes.")] = None,
     expiration_timestamp: Annotated[int | None, Option("--expiration-timestamp", metavar="MS", help="Expiry as epoch milliseconds (instead of --expires-in).")] = None,
     as_json: Annotated[bool, Option("--json", help="Print a JSON object instead of the code.")] = False,
-    png: Annotated[Path | None, Option("--png", metavar="FILE", help="Also write the code as PNG.")] = None,
-    svg: Annotated[Path | None, Option("--svg", metavar="FILE", help="Also write the code as SVG.")] = None,
-    scale: Annotated[int, Option("--scale", min=1, max=100, help="Pixels per module in PNG/SVG.")] = 8,
-    caption: Annotated[bool, Option("--caption/--no-caption", help="Amount and merchant name under the code.")] = True,
-    invert: Annotated[bool, Option("--invert", help="For terminals with a light background.")] = False,
+    png: PngOpt = None,
+    svg: SvgOpt = None,
+    scale: ScaleOpt = 8,
+    caption: CaptionOpt = True,
+    invert: InvertOpt = False,
 ) -> None:
     """Generate a KHQR: print the code to scan, the string and its MD5."""
     if expires_in is not None and expiration_timestamp is not None:
@@ -151,11 +158,11 @@ def new(
 @app.command("show")
 def show(
     qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
-    png: Annotated[Path | None, Option("--png", metavar="FILE", help="Also write the code as PNG.")] = None,
-    svg: Annotated[Path | None, Option("--svg", metavar="FILE", help="Also write the code as SVG.")] = None,
-    scale: Annotated[int, Option("--scale", min=1, max=100, help="Pixels per module in PNG/SVG.")] = 8,
-    caption: Annotated[bool, Option("--caption/--no-caption", help="Amount and merchant name under the code.")] = True,
-    invert: Annotated[bool, Option("--invert", help="For terminals with a light background.")] = False,
+    png: PngOpt = None,
+    svg: SvgOpt = None,
+    scale: ScaleOpt = 8,
+    caption: CaptionOpt = True,
+    invert: InvertOpt = False,
 ) -> None:
     """Draw an existing KHQR string as a code to scan (it is not verified: see `verify`)."""
     qr = _read_qr(qr)

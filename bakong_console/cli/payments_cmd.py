@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-from datetime import UTC, datetime, time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from bakong_console.cli.context import cli_actor, open_engine
-from bakong_console.cli.render import history_lines, payment_json, payment_line, payment_summary
-from engine.clock import PHNOM_PENH
+from bakong_console.cli.context import CursorOpt, JsonLinesOpt, LimitOpt, cli_actor, day_or_time, with_engine
+from bakong_console.cli.render import echo_json, echo_page, history_block, history_json, payment_json, payment_line, payment_summary
 from engine.db.payments import PaymentFilter
 from engine.errors import InvalidInput
 from engine.money import check_currency, to_minor
-from engine.records import PaymentStatus
+from engine.records import Payment, PaymentStatus, StatusChange
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Find payments, check them with Bakong, and make operator decisions.", no_args_is_help=True)
 
@@ -29,13 +32,9 @@ def _when(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
-        if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d").date()
-            return datetime.combine(day, time(0), PHNOM_PENH).astimezone(UTC)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return day_or_time(text)
     except ValueError:
         raise InvalidInput(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO time", field=option) from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _filter(
@@ -64,6 +63,16 @@ def _filter(
     )
 
 
+def _on_payment(ctx: typer.Context, ref: str, act: Callable[[Engine, str], Awaitable[T]]) -> T:
+    """Find the payment ``ref`` names (id, MD5 or reference), then act on it by id, in one engine session."""
+
+    async def run(engine: Engine) -> T:
+        payment = await engine.payments.find(ref)
+        return await act(engine, payment.id)
+
+    return with_engine(ctx, run)
+
+
 StatusOpt = Annotated[list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeat or comma-separate).")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="Created at or after (YYYY-MM-DD local, or ISO time).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="Created before (YYYY-MM-DD local, or ISO time).")]
@@ -83,47 +92,37 @@ def list_(
     currency: CurrencyOpt = None,
     amount: AmountOpt = None,
     customer: CustomerOpt = None,
-    limit: Annotated[int, typer.Option("--limit", help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a previous page.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, then the next cursor.")] = False,
+    limit: LimitOpt = 50,
+    cursor: CursorOpt = None,
+    as_json: JsonLinesOpt = False,
 ) -> None:
     """Payments, newest first (one page; the next page's cursor is printed last)."""
     flt = _filter(status, since, until, search, currency, amount, customer)
-
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            page, nxt = await engine.payments.search(flt, limit=limit, cursor=cursor)
-        for p in page:
-            typer.echo(json.dumps(payment_json(p)) if as_json else payment_line(p))
-        if nxt:
-            typer.echo(f"next: --cursor {nxt}", err=not as_json)
-
-    asyncio.run(run())
+    page, nxt = with_engine(ctx, lambda engine: engine.payments.search(flt, limit=limit, cursor=cursor))
+    echo_page(page, nxt, as_json=as_json, json_of=payment_json, line_of=payment_line)
 
 
 @app.command("show")
 def show(ctx: typer.Context, ref: PaymentRef, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every field of one payment and its status history."""
 
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            payment = await engine.payments.find(ref)
-            changes = await engine.payments.history(payment.id)
-        if as_json:
-            data = payment_json(payment)
-            data["history"] = [
-                {"from": c.from_status, "to": c.to_status, "at": c.at.isoformat(), "actor": c.actor, "reason": c.reason} for c in changes
-            ]
-            data["bakong_record"] = payment.bakong_record
-            typer.echo(json.dumps(data, indent=2))
-            return
-        typer.echo(payment_summary(payment))
-        typer.echo(f"checks    {payment.check_count} (last: {payment.last_check_result or '-'})")
-        typer.echo("history:")
-        for line in history_lines(changes):
-            typer.echo(f"  {line}")
+    async def find_with_history(engine: Engine) -> tuple[Payment, list[StatusChange]]:
+        payment = await engine.payments.find(ref)
+        return payment, await engine.payments.history(payment.id)
 
-    asyncio.run(run())
+    payment, changes = with_engine(ctx, find_with_history)
+    if as_json:
+        data = payment_json(payment)
+        # Unlike every other time in the CLI's JSON, these have always been written +00:00 (not Z);
+        # kept so that scripts reading them see the same bytes.
+        data["history"] = history_json(changes, at=datetime.isoformat)
+        data["bakong_record"] = payment.bakong_record
+        echo_json(data)
+        return
+    typer.echo(payment_summary(payment))
+    typer.echo(f"checks    {payment.check_count} (last: {payment.last_check_result or '-'})")
+    for line in history_block(changes):
+        typer.echo(line)
 
 
 @app.command("check")
@@ -135,31 +134,19 @@ def check(
     ] = False,
 ) -> None:
     """Ask Bakong about one payment now and apply the answer."""
-
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            payment = await engine.payments.find(ref)
-            if request:
-                payment = await engine.payments.request_check(payment.id, actor=cli_actor())
-                typer.echo(f"{payment.id} {payment.status.value}: the poller checks it next")
-                return
-            payment, outcome = await engine.payments.check_now(payment.id, actor=cli_actor())
-        typer.echo(f"{payment.id} {payment.status.value} (Bakong: {outcome.status.value}{': ' + outcome.message if outcome.message else ''})")
-
-    asyncio.run(run())
+    if request:
+        payment = _on_payment(ctx, ref, lambda engine, payment_id: engine.payments.request_check(payment_id, actor=cli_actor()))
+        typer.echo(f"{payment.id} {payment.status.value}: the poller checks it next")
+        return
+    payment, outcome = _on_payment(ctx, ref, lambda engine, payment_id: engine.payments.check_now(payment_id, actor=cli_actor()))
+    typer.echo(f"{payment.id} {payment.status.value} (Bakong: {outcome.status.value}{': ' + outcome.message if outcome.message else ''})")
 
 
 @app.command("cancel")
 def cancel(ctx: typer.Context, ref: PaymentRef, reason: Annotated[str, typer.Option("--reason")] = "cancelled by operator") -> None:
     """Cancel a PENDING payment."""
-
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            payment = await engine.payments.find(ref)
-            payment = await engine.payments.cancel(payment.id, actor=cli_actor(), reason=reason)
-        typer.echo(f"{payment.id} {payment.status.value}")
-
-    asyncio.run(run())
+    payment = _on_payment(ctx, ref, lambda engine, payment_id: engine.payments.cancel(payment_id, actor=cli_actor(), reason=reason))
+    typer.echo(f"{payment.id} {payment.status.value}")
 
 
 @app.command("resolve")
@@ -170,14 +157,10 @@ def resolve(
     accept: Annotated[bool, typer.Option("--accept/--reject", help="Accept as PAID, or reject (FAILED; refund outside).")] = True,
 ) -> None:
     """Decide a NEEDS_REVIEW or PAID_LATE payment."""
-
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            payment = await engine.payments.find(ref)
-            payment = await engine.payments.resolve(payment.id, accept=accept, actor=cli_actor(), reason=reason)
-        typer.echo(f"{payment.id} {payment.status.value}")
-
-    asyncio.run(run())
+    payment = _on_payment(
+        ctx, ref, lambda engine, payment_id: engine.payments.resolve(payment_id, accept=accept, actor=cli_actor(), reason=reason)
+    )
+    typer.echo(f"{payment.id} {payment.status.value}")
 
 
 @app.command("mark-paid")
@@ -188,14 +171,10 @@ def mark_paid(
     bakong_hash: Annotated[str | None, typer.Option("--hash", help="The Bakong transaction hash, if known.")] = None,
 ) -> None:
     """Mark a PENDING or TIMEOUT payment paid by hand (e.g. seen in the bank app)."""
-
-    async def run() -> None:
-        async with open_engine(ctx) as engine:
-            payment = await engine.payments.find(ref)
-            payment = await engine.payments.mark_paid(payment.id, actor=cli_actor(), reason=reason, bakong_hash=bakong_hash)
-        typer.echo(f"{payment.id} {payment.status.value}")
-
-    asyncio.run(run())
+    payment = _on_payment(
+        ctx, ref, lambda engine, payment_id: engine.payments.mark_paid(payment_id, actor=cli_actor(), reason=reason, bakong_hash=bakong_hash)
+    )
+    typer.echo(f"{payment.id} {payment.status.value}")
 
 
 @app.command("export")
@@ -213,16 +192,15 @@ def export(
     """Matching payments as CSV."""
     flt = _filter(status, since, until, search, currency, amount, customer)
 
-    async def run() -> int:
-        async with open_engine(ctx) as engine:
-            if output is None:
-                return await engine.payments.export_csv(sys.stdout, flt)
-            tmp = output.with_name(output.name + ".partial")
-            with tmp.open("w", encoding="utf-8", newline="") as fh:
-                count = await engine.payments.export_csv(fh, flt)
-            tmp.replace(output)
-            return count
+    async def write(engine: Engine) -> int:
+        if output is None:
+            return await engine.payments.export_csv(sys.stdout, flt)
+        tmp = output.with_name(output.name + ".partial")
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            count = await engine.payments.export_csv(fh, flt)
+        tmp.replace(output)
+        return count
 
-    count = asyncio.run(run())
+    count = with_engine(ctx, write)
     if output is not None:
         typer.echo(f"{count} payments written to {output}", err=True)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Annotated, Any
 
 import typer
 
-from bakong_console.cli.context import cli_actor, open_engine
+from bakong_console.cli.context import JsonOpt, cli_actor, with_engine
+from bakong_console.cli.render import echo_json
 from engine.money import to_major
 from engine.records import Plan
 
 app = typer.Typer(help="Subscription plans: price per cycle, cycle length, trial.", no_args_is_help=True)
 
 CodeArg = Annotated[str, typer.Argument(help="Plan code, e.g. basic (lowercase letters, digits, . _ -).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -39,7 +37,10 @@ def plan_line(plan: Plan) -> str:
 
 
 def _print(plan: Plan, as_json: bool) -> None:
-    typer.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_line(plan))
+    if as_json:
+        echo_json(plan_json(plan))
+    else:
+        typer.echo(plan_line(plan))
 
 
 @app.command("add")
@@ -54,14 +55,10 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a plan."""
-
-    async def run() -> Plan:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.add_plan(
-                code, name or code, price, currency, cycle_days, trial_days, actor=cli_actor()
-            )
-
-    _print(asyncio.run(run()), as_json)
+    plan = with_engine(
+        ctx, lambda engine: engine.subscriptions.add_plan(code, name or code, price, currency, cycle_days, trial_days, actor=cli_actor())
+    )
+    _print(plan, as_json)
 
 
 @app.command("list")
@@ -71,14 +68,9 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Plans, cheapest first (per currency)."""
-
-    async def run() -> list[Plan]:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.list_plans(include_archived=include_archived)
-
-    plans = asyncio.run(run())
+    plans = with_engine(ctx, lambda engine: engine.subscriptions.list_plans(include_archived=include_archived))
     if as_json:
-        typer.echo(json.dumps([plan_json(p) for p in plans], indent=2))
+        echo_json([plan_json(p) for p in plans])
         return
     if not plans:
         typer.echo("no plans yet: add one with `bakong-console plans add CODE --price ...`", err=True)
@@ -97,22 +89,16 @@ def update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a plan. Running periods keep their price; renewals billed from now on take the new one."""
-
-    async def run() -> Plan:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.update_plan(
-                code, actor=cli_actor(), name=name, price=price, cycle_days=cycle_days, trial_days=trial_days
-            )
-
-    _print(asyncio.run(run()), as_json)
+    plan = with_engine(
+        ctx,
+        lambda engine: engine.subscriptions.update_plan(
+            code, actor=cli_actor(), name=name, price=price, cycle_days=cycle_days, trial_days=trial_days
+        ),
+    )
+    _print(plan, as_json)
 
 
 @app.command("archive")
 def archive(ctx: typer.Context, code: CodeArg, as_json: JsonOpt = False) -> None:
     """No new subscriptions on this plan; existing ones keep renewing on it."""
-
-    async def run() -> Plan:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.archive_plan(code, actor=cli_actor())
-
-    _print(asyncio.run(run()), as_json)
+    _print(with_engine(ctx, lambda engine: engine.subscriptions.archive_plan(code, actor=cli_actor())), as_json)

@@ -1,24 +1,68 @@
-"""How the CLI prints payments: one summary block for people, a stable JSON shape for scripts."""
+"""How the CLI prints what the engine returns: one block or one tab-separated line per record for
+people, a stable JSON shape for scripts, and the pieces every command prints the same way (times,
+status history, a page of a list with its next cursor)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import typer
 
 from engine.clock import PHNOM_PENH
 from engine.records import Payment, StatusChange
 
-__all__ = ["local_time", "payment_json", "payment_line", "payment_summary", "history_lines"]
+__all__ = [
+    "echo_json",
+    "echo_page",
+    "history_block",
+    "history_json",
+    "iso_utc",
+    "local_time",
+    "payment_json",
+    "payment_line",
+    "payment_summary",
+]
+
+Row = TypeVar("Row")
 
 
 def local_time(dt: datetime | None) -> str:
     return dt.astimezone(PHNOM_PENH).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
 
 
-def payment_json(p: Payment) -> dict[str, Any]:
-    def iso(dt: datetime | None) -> str | None:
-        return dt.isoformat().replace("+00:00", "Z") if dt else None
+def iso_utc(dt: datetime | None) -> str | None:
+    """A time in JSON output: ISO 8601 in UTC, written with a Z."""
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
 
+
+def echo_json(data: Any) -> None:
+    """One record (or a list) as indented JSON on standard output."""
+    typer.echo(json.dumps(data, indent=2))
+
+
+def echo_page(
+    rows: Iterable[Row],
+    next_cursor: str | None,
+    *,
+    as_json: bool,
+    json_of: Callable[[Row], dict[str, Any]],
+    line_of: Callable[[Row], str],
+    json_cursor_on_stdout: bool = True,
+) -> None:
+    """One page of a list: a line per row (a JSON line with --json), then the next page's cursor.
+
+    The cursor goes to standard error under columns, so they stay clean to pipe; with --json it
+    follows the JSON lines on standard output unless the command says otherwise."""
+    for row in rows:
+        typer.echo(json.dumps(json_of(row)) if as_json else line_of(row))
+    if next_cursor:
+        typer.echo(f"next: --cursor {next_cursor}", err=not (as_json and json_cursor_on_stdout))
+
+
+def payment_json(p: Payment) -> dict[str, Any]:
     return {
         "id": p.id,
         "status": p.status.value,
@@ -32,9 +76,9 @@ def payment_json(p: Payment) -> dict[str, Any]:
         "khqr": p.khqr,
         "deep_link": p.deep_link,
         "bakong_hash": p.bakong_hash,
-        "created_at": iso(p.created_at),
-        "expires_at": iso(p.expires_at),
-        "paid_at": iso(p.paid_at),
+        "created_at": iso_utc(p.created_at),
+        "expires_at": iso_utc(p.expires_at),
+        "paid_at": iso_utc(p.paid_at),
         "check_count": p.check_count,
         "last_check_result": p.last_check_result,
     }
@@ -63,5 +107,14 @@ def payment_line(p: Payment) -> str:
     )
 
 
-def history_lines(changes: list[StatusChange]) -> list[str]:
-    return [f"{local_time(c.at)}  {c.from_status or '-':>12} -> {c.to_status:<12} {c.actor}  {c.reason}" for c in changes]
+def history_block(changes: list[StatusChange]) -> list[str]:
+    """The status history under a `show`: a heading, then one indented line per change."""
+    return [
+        "history:",
+        *(f"  {local_time(c.at)}  {c.from_status or '-':>12} -> {c.to_status:<12} {c.actor}  {c.reason}" for c in changes),
+    ]
+
+
+def history_json(changes: list[StatusChange], *, at: Callable[[datetime], str | None] = iso_utc) -> list[dict[str, Any]]:
+    """The status history in a `show --json`."""
+    return [{"from": c.from_status, "to": c.to_status, "at": at(c.at), "actor": c.actor, "reason": c.reason} for c in changes]

@@ -3,30 +3,25 @@ downgrade, withdraw a pending change, cancel, resume — and the list for operat
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bakong_console.cli.context import cli_actor, open_engine
-from bakong_console.cli.render import history_lines, local_time
-from engine.clock import PHNOM_PENH
+from bakong_console.cli.context import CursorOpt, JsonLinesOpt, JsonOpt, LimitOpt, cli_actor, day_or_time, with_engine
+from bakong_console.cli.render import echo_json, echo_page, history_block, history_json, iso_utc, local_time
 from engine.errors import InvalidInput
 from engine.money import format_amount, to_major
 from engine.records import InvoicePayment, PlanChange, ProrationQuote, StatusChange, SubscriptionView
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
 
 app = typer.Typer(help="Subscriptions: create, show, upgrade, downgrade, cancel, resume, list.", no_args_is_help=True)
 
 UserArg = Annotated[str, typer.Argument(help="The user id the main backend knows the customer by.")]
 PlanArg = Annotated[str, typer.Argument(help="Plan code.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
 def invoice_json(item: InvoicePayment) -> dict[str, Any]:
@@ -37,9 +32,9 @@ def invoice_json(item: InvoicePayment) -> dict[str, Any]:
         "status": inv.status,
         "amount": str(to_major(inv.amount_minor, inv.currency)),
         "currency": inv.currency,
-        "period_start": _iso(inv.period_start),
-        "period_end": _iso(inv.period_end),
-        "paid_at": _iso(inv.paid_at),
+        "period_start": iso_utc(inv.period_start),
+        "period_end": iso_utc(inv.period_end),
+        "paid_at": iso_utc(inv.paid_at),
         "payment": None
         if p is None
         else {
@@ -48,7 +43,7 @@ def invoice_json(item: InvoicePayment) -> dict[str, Any]:
             "md5": p.md5,
             "khqr": p.khqr,
             "deep_link": p.deep_link,
-            "expires_at": _iso(p.expires_at),
+            "expires_at": iso_utc(p.expires_at),
         },
     }
 
@@ -64,17 +59,17 @@ def view_json(view: SubscriptionView) -> dict[str, Any]:
         "price": str(to_major(s.price_minor, s.currency)),
         "currency": s.currency,
         "cycle_days": s.cycle_days,
-        "current_period_start": _iso(s.current_period_start),
-        "current_period_end": _iso(s.current_period_end),
-        "trial_end": _iso(s.trial_end),
+        "current_period_start": iso_utc(s.current_period_start),
+        "current_period_end": iso_utc(s.current_period_end),
+        "trial_end": iso_utc(s.trial_end),
         "pending_change": s.pending_change,
         "pending_plan": view.pending_plan.code if view.pending_plan else None,
-        "pending_change_at": _iso(s.pending_change_at),
+        "pending_change_at": iso_utc(s.pending_change_at),
         "cancel_at_period_end": s.cancel_at_period_end,
-        "cancelled_at": _iso(s.cancelled_at),
+        "cancelled_at": iso_utc(s.cancelled_at),
         "cancel_reason": s.cancel_reason,
-        "grace_until": _iso(s.grace_until),
-        "incomplete_until": _iso(s.incomplete_until),
+        "grace_until": iso_utc(s.grace_until),
+        "incomplete_until": iso_utc(s.incomplete_until),
         "open_invoices": [invoice_json(item) for item in view.open_invoices],
     }
 
@@ -133,7 +128,7 @@ def quote_json(quote: ProrationQuote) -> dict[str, Any]:
         "currency": quote.currency,
         "remaining_seconds": quote.remaining_seconds,
         "cycle_seconds": quote.cycle_seconds,
-        "period_end": _iso(quote.period_end),
+        "period_end": iso_utc(quote.period_end),
     }
 
 
@@ -141,45 +136,40 @@ def _show(view: SubscriptionView, as_json: bool, history: list[StatusChange] | N
     if as_json:
         data = view_json(view)
         if history is not None:
-            data["history"] = [
-                {"from": c.from_status, "to": c.to_status, "at": _iso(c.at), "actor": c.actor, "reason": c.reason} for c in history
-            ]
-        typer.echo(json.dumps(data, indent=2))
+            data["history"] = history_json(history)
+        echo_json(data)
         return
     for line in view_text(view):
         typer.echo(line)
     if history:
-        typer.echo("history:")
-        for line in history_lines(history):
-            typer.echo(f"  {line}")
+        for line in history_block(history):
+            typer.echo(line)
 
 
 @app.command("create")
 def create(ctx: typer.Context, user: UserArg, plan: PlanArg, as_json: JsonOpt = False) -> None:
     """Subscribe a user to a plan: TRIALING on a plan with a trial, else INCOMPLETE with its first KHQR."""
 
-    async def run() -> SubscriptionView:
-        async with open_engine(ctx) as engine:
-            view = await engine.subscriptions.create(user, plan, cli_actor())
-            if engine.sandbox is not None and not as_json:
-                for item in view.open_invoices:
-                    if item.payment is not None:
-                        typer.echo(f"SANDBOX: pay it with `bakong-console sandbox pay {item.payment.khqr}`", err=True)
-            return view
+    async def subscribe(engine: Engine) -> SubscriptionView:
+        view = await engine.subscriptions.create(user, plan, cli_actor())
+        if engine.sandbox is not None and not as_json:
+            for item in view.open_invoices:
+                if item.payment is not None:
+                    typer.echo(f"SANDBOX: pay it with `bakong-console sandbox pay {item.payment.khqr}`", err=True)
+        return view
 
-    _show(asyncio.run(run()), as_json)
+    _show(with_engine(ctx, subscribe), as_json)
 
 
 @app.command("show")
 def show(ctx: typer.Context, user: UserArg, as_json: JsonOpt = False) -> None:
     """A user's current subscription: plan, period, pending change, state, what is owed, history."""
 
-    async def run() -> tuple[SubscriptionView, list[StatusChange]]:
-        async with open_engine(ctx) as engine:
-            view = await engine.subscriptions.status(user)
-            return view, await engine.subscriptions.history(view.id)
+    async def status_with_history(engine: Engine) -> tuple[SubscriptionView, list[StatusChange]]:
+        view = await engine.subscriptions.status(user)
+        return view, await engine.subscriptions.history(view.id)
 
-    view, history = asyncio.run(run())
+    view, history = with_engine(ctx, status_with_history)
     _show(view, as_json, history)
 
 
@@ -193,20 +183,22 @@ def upgrade(
 ) -> None:
     """Upgrade now, paying the prorated difference; the plan changes once that KHQR is paid."""
 
-    async def run() -> ProrationQuote | PlanChange:
-        async with open_engine(ctx) as engine:
-            if preview:
-                return await engine.subscriptions.preview_upgrade(user, plan)
-            return await engine.subscriptions.upgrade(user, plan, cli_actor())
+    async def upgrade_or_quote(engine: Engine) -> ProrationQuote | PlanChange:
+        if preview:
+            return await engine.subscriptions.preview_upgrade(user, plan)
+        return await engine.subscriptions.upgrade(user, plan, cli_actor())
 
-    result = asyncio.run(run())
+    result = with_engine(ctx, upgrade_or_quote)
     if isinstance(result, ProrationQuote):
-        typer.echo(json.dumps(quote_json(result), indent=2) if as_json else quote_text(result))
+        if as_json:
+            echo_json(quote_json(result))
+        else:
+            typer.echo(quote_text(result))
         return
     if as_json:
         data = view_json(result.view)
         data["upgrade"] = {**quote_json(result.quote), "applied": result.applied, "invoice_id": result.invoice.id if result.invoice else None}
-        typer.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     typer.echo(quote_text(result.quote))
     typer.echo("applied now: nothing to pay" if result.applied else "applies when the KHQR below is paid")
@@ -217,23 +209,13 @@ def upgrade(
 @app.command("downgrade")
 def downgrade(ctx: typer.Context, user: UserArg, plan: PlanArg, as_json: JsonOpt = False) -> None:
     """Move to a cheaper plan at the next period start (replaces any pending change)."""
-
-    async def run() -> SubscriptionView:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.downgrade(user, plan, cli_actor())
-
-    _show(asyncio.run(run()), as_json)
+    _show(with_engine(ctx, lambda engine: engine.subscriptions.downgrade(user, plan, cli_actor())), as_json)
 
 
 @app.command("withdraw")
 def withdraw(ctx: typer.Context, user: UserArg, as_json: JsonOpt = False) -> None:
     """Withdraw the pending upgrade or downgrade."""
-
-    async def run() -> SubscriptionView:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.withdraw_change(user, cli_actor())
-
-    _show(asyncio.run(run()), as_json)
+    _show(with_engine(ctx, lambda engine: engine.subscriptions.withdraw_change(user, cli_actor())), as_json)
 
 
 @app.command("cancel")
@@ -245,23 +227,13 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel at period end (undo with `resume`), or now with --now."""
-
-    async def run() -> SubscriptionView:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.cancel(user, cli_actor(), at_period_end=not now, reason=reason)
-
-    _show(asyncio.run(run()), as_json)
+    _show(with_engine(ctx, lambda engine: engine.subscriptions.cancel(user, cli_actor(), at_period_end=not now, reason=reason)), as_json)
 
 
 @app.command("resume")
 def resume(ctx: typer.Context, user: UserArg, as_json: JsonOpt = False) -> None:
     """Undo a cancellation at period end, before the period ends."""
-
-    async def run() -> SubscriptionView:
-        async with open_engine(ctx) as engine:
-            return await engine.subscriptions.resume(user, cli_actor())
-
-    _show(asyncio.run(run()), as_json)
+    _show(with_engine(ctx, lambda engine: engine.subscriptions.resume(user, cli_actor())), as_json)
 
 
 _DURATION = re.compile(r"^(\d+)([hd])$")
@@ -276,13 +248,9 @@ def _ends_before(text: str | None, now: datetime) -> datetime | None:
         amount, unit = int(match.group(1)), match.group(2)
         return now + (timedelta(days=amount) if unit == "d" else timedelta(hours=amount))
     try:
-        if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d").date()
-            return datetime.combine(day, time(0), PHNOM_PENH).astimezone(UTC)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return day_or_time(text)
     except ValueError:
         raise InvalidInput(f"--ends-before {text!r} is not 7d, 12h, a date (YYYY-MM-DD) or an ISO time", field="ends_before") from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _line(view: SubscriptionView) -> str:
@@ -304,20 +272,16 @@ def list_(
     ends_before: Annotated[
         str | None, typer.Option("--ends-before", help="Period ends before: 7d, 12h, YYYY-MM-DD or an ISO time.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a previous page.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, then the next cursor.")] = False,
+    limit: LimitOpt = 50,
+    cursor: CursorOpt = None,
+    as_json: JsonLinesOpt = False,
 ) -> None:
     """Subscriptions, newest first (one page; the next page's cursor is printed last)."""
     _ends_before(ends_before, datetime.now(UTC))  # refuse a bad value before opening anything
 
-    async def run() -> tuple[list[SubscriptionView], str | None]:
-        async with open_engine(ctx) as engine:
-            before = _ends_before(ends_before, engine.clock.now())
-            return await engine.subscriptions.list(status=status, plan=plan, period_end_before=before, limit=limit, cursor=cursor)
+    async def page_of(engine: Engine) -> tuple[list[SubscriptionView], str | None]:
+        before = _ends_before(ends_before, engine.clock.now())
+        return await engine.subscriptions.list(status=status, plan=plan, period_end_before=before, limit=limit, cursor=cursor)
 
-    page, nxt = asyncio.run(run())
-    for view in page:
-        typer.echo(json.dumps(view_json(view)) if as_json else _line(view))
-    if nxt:
-        typer.echo(f"next: --cursor {nxt}", err=not as_json)
+    page, nxt = with_engine(ctx, page_of)
+    echo_page(page, nxt, as_json=as_json, json_of=view_json, line_of=_line)

@@ -7,20 +7,21 @@ end to end before the main backend is ready.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import socket
-from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bakong_console.cli.context import cli_actor, open_engine
-from bakong_console.cli.render import local_time
-from engine.clock import PHNOM_PENH
+from bakong_console.cli.context import CursorOpt, LimitOpt, cli_actor, day_or_time, with_engine
+from bakong_console.cli.render import echo_page, iso_utc, local_time
 from engine.errors import InvalidInput, WebhookError
 from engine.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
 
 app = typer.Typer(help="Signed webhooks to your backend: endpoints, deliveries, replay and recovery.", no_args_is_help=True)
 
@@ -32,10 +33,6 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
-
-
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: an ISO time (UTC unless it says otherwise), a date (Asia/Phnom_Penh midnight),
     or a duration ago such as ``90m``, ``6h``, ``3d``."""
@@ -45,15 +42,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         amount, unit = int(match.group(1)), match.group(2)
         return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
     try:
-        if len(value) == 10:
-            day = datetime.strptime(value, "%Y-%m-%d").date()
-            return datetime.combine(day, time(0), PHNOM_PENH).astimezone(UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return day_or_time(value)
     except ValueError:
         raise InvalidInput(
             f"--since {text!r} is not an ISO time, a date (YYYY-MM-DD) or a duration like 6h or 3d", field="since"
         ) from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _events_text(endpoint: WebhookEndpoint) -> str:
@@ -71,10 +64,10 @@ def _delivery_json(d: WebhookDelivery) -> dict[str, Any]:
         "attempts": d.attempt_count,
         "last_status_code": d.last_status_code,
         "last_error": d.last_error,
-        "created_at": _iso(d.created_at),
-        "last_attempt_at": _iso(d.last_attempt_at),
-        "next_attempt_at": _iso(d.next_attempt_at),
-        "succeeded_at": _iso(d.succeeded_at),
+        "created_at": iso_utc(d.created_at),
+        "last_attempt_at": iso_utc(d.last_attempt_at),
+        "next_attempt_at": iso_utc(d.next_attempt_at),
+        "succeeded_at": iso_utc(d.succeeded_at),
     }
 
 
@@ -104,12 +97,9 @@ def add(
     description: Annotated[str | None, typer.Option("--description", help="A note for operators.")] = None,
 ) -> None:
     """Add an endpoint and print its signing secret (shown only this once)."""
-
-    async def run() -> tuple[WebhookEndpoint, str]:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.add_endpoint(url, events.split(",") if events else None, description, actor=cli_actor())
-
-    endpoint, secret = asyncio.run(run())
+    endpoint, secret = with_engine(
+        ctx, lambda engine: engine.webhooks.add_endpoint(url, events.split(",") if events else None, description, actor=cli_actor())
+    )
     typer.echo(f"endpoint  {endpoint.id}")
     typer.echo(f"url       {endpoint.url}")
     typer.echo(f"events    {_events_text(endpoint)}")
@@ -120,12 +110,7 @@ def add(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every endpoint with its state, pending and failed deliveries, and last success."""
-
-    async def run() -> list[Any]:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.endpoint_health()
-
-    for h in asyncio.run(run()):
+    for h in with_engine(ctx, lambda engine: engine.webhooks.endpoint_health()):
         e = h.endpoint
         if as_json:
             typer.echo(
@@ -133,7 +118,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                     {
                         "id": e.id, "url": e.url, "enabled": e.enabled, "event_types": list(e.event_types),
                         "description": e.description, "disabled_reason": e.disabled_reason,
-                        "failing_since": _iso(e.failing_since), "last_success_at": _iso(h.last_success_at),
+                        "failing_since": iso_utc(e.failing_since), "last_success_at": iso_utc(h.last_success_at),
                         "pending": h.pending, "failed": h.failed,
                     }  # fmt: skip
                 )
@@ -154,24 +139,14 @@ def disable(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).")] = None,
 ) -> None:
     """Stop sending to an endpoint (its pending deliveries wait; see `recover`)."""
-
-    async def run() -> WebhookEndpoint:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.disable(endpoint_id, actor=cli_actor(), reason=reason)
-
-    endpoint = asyncio.run(run())
+    endpoint = with_engine(ctx, lambda engine: engine.webhooks.disable(endpoint_id, actor=cli_actor(), reason=reason))
     typer.echo(f"{endpoint.id} disabled: {endpoint.disabled_reason}")
 
 
 @app.command("enable")
 def enable(ctx: typer.Context, endpoint_id: EndpointId) -> None:
     """Send to an endpoint again from now on."""
-
-    async def run() -> WebhookEndpoint:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.enable(endpoint_id, actor=cli_actor())
-
-    endpoint = asyncio.run(run())
+    endpoint = with_engine(ctx, lambda engine: engine.webhooks.enable(endpoint_id, actor=cli_actor()))
     typer.echo(f"{endpoint.id} enabled")
     typer.echo(f"To send what it missed: bakong-console webhooks recover {endpoint.id} --since TIME", err=True)
 
@@ -179,12 +154,7 @@ def enable(ctx: typer.Context, endpoint_id: EndpointId) -> None:
 @app.command("rotate-secret")
 def rotate_secret(ctx: typer.Context, endpoint_id: EndpointId) -> None:
     """Give an endpoint a new secret; the old one keeps signing beside it for the rotation window."""
-
-    async def run() -> tuple[WebhookEndpoint, str]:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.rotate_secret(endpoint_id, actor=cli_actor())
-
-    endpoint, secret = asyncio.run(run())
+    endpoint, secret = with_engine(ctx, lambda engine: engine.webhooks.rotate_secret(endpoint_id, actor=cli_actor()))
     typer.echo(f"secret    {secret}")
     if endpoint.previous_secret_expires_at:
         typer.echo(f"The previous secret stays valid until {local_time(endpoint.previous_secret_expires_at)} (Asia/Phnom_Penh).", err=True)
@@ -195,32 +165,27 @@ def deliveries(
     ctx: typer.Context,
     failed: Annotated[bool, typer.Option("--failed", help="Only failed ones (given up, disabled, or retrying).")] = False,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Only this endpoint's.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Page size.")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a previous page.")] = None,
+    limit: LimitOpt = 50,
+    cursor: CursorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deliveries, newest first (the next page's cursor is printed last)."""
-
-    async def run() -> tuple[list[WebhookDelivery], str | None]:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.list_deliveries(endpoint_id=endpoint, failed_only=failed, limit=limit, cursor=cursor)
-
-    page, nxt = asyncio.run(run())
-    for d in page:
-        typer.echo(json.dumps(_delivery_json(d)) if as_json else _delivery_line(d))
-    if nxt:
-        typer.echo(f"next: --cursor {nxt}", err=True)
+    page, nxt = with_engine(
+        ctx, lambda engine: engine.webhooks.list_deliveries(endpoint_id=endpoint, failed_only=failed, limit=limit, cursor=cursor)
+    )
+    # Here the cursor has always gone to standard error, --json or not (its --json is "JSON lines
+    # instead of columns"); kept so that scripts reading standard output see the same lines.
+    echo_page(page, nxt, as_json=as_json, json_of=_delivery_json, line_of=_delivery_line, json_cursor_on_stdout=False)
 
 
 @app.command("attempts")
 def attempts(ctx: typer.Context, delivery_id: DeliveryId) -> None:
     """Every HTTP attempt of one delivery: when, the answer, how long, what the receiver said."""
 
-    async def run() -> tuple[WebhookDelivery, list[WebhookAttempt]]:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.get_delivery(delivery_id), await engine.webhooks.attempts(delivery_id)
+    async def delivery_with_attempts(engine: Engine) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
+        return await engine.webhooks.get_delivery(delivery_id), await engine.webhooks.attempts(delivery_id)
 
-    delivery, rows = asyncio.run(run())
+    delivery, rows = with_engine(ctx, delivery_with_attempts)
     typer.echo(f"{delivery.id} {delivery.status} {delivery.event_type} -> {delivery.endpoint_id} (webhook-id {delivery.event_id})")
     for a in rows:
         typer.echo(_attempt_line(a))
@@ -231,12 +196,7 @@ def attempts(ctx: typer.Context, delivery_id: DeliveryId) -> None:
 @app.command("replay")
 def replay(ctx: typer.Context, delivery_id: DeliveryId) -> None:
     """Send one delivery again (same webhook-id) as soon as the deliverer runs."""
-
-    async def run() -> WebhookDelivery:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.replay(delivery_id, actor=cli_actor())
-
-    delivery = asyncio.run(run())
+    delivery = with_engine(ctx, lambda engine: engine.webhooks.replay(delivery_id, actor=cli_actor()))
     typer.echo(f"{delivery.id} queued ({delivery.event_type} -> {delivery.endpoint_id})")
 
 
@@ -249,23 +209,14 @@ def recover(
     """Send again every failed delivery of an endpoint since a time, and what it missed while disabled."""
     when = parse_since(since)
 
-    async def run() -> int:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.recover(endpoint_id, when, actor=cli_actor())
-
-    count = asyncio.run(run())
+    count = with_engine(ctx, lambda engine: engine.webhooks.recover(endpoint_id, when, actor=cli_actor()))
     typer.echo(f"{count} deliveries queued for {endpoint_id} (events since {local_time(when)} Asia/Phnom_Penh)")
 
 
 @app.command("test")
 def test(ctx: typer.Context, endpoint_id: EndpointId) -> None:
     """Send a webhook.test message to an endpoint now and show the answer."""
-
-    async def run() -> Any:
-        async with open_engine(ctx) as engine:
-            return await engine.webhooks.send_test(endpoint_id)
-
-    outcome = asyncio.run(run())
+    outcome = with_engine(ctx, lambda engine: engine.webhooks.send_test(endpoint_id))
     result = outcome.result
     if not outcome.succeeded:
         raise WebhookError(f"test delivery {outcome.delivery.id} failed: {result.describe()} after {result.duration_ms:.0f} ms")
