@@ -1,24 +1,35 @@
-"""Shared fixtures: an isolated home for every test, the injected clock, and real databases.
+"""Shared fixtures: an isolated home for every test, the injected clock, real databases, a whole
+engine on them, the CLI's environment, and a loopback webhook receiver.
 
 PostgreSQL tests each get a fresh database on 127.0.0.1:5432 that is dropped afterwards. When the
-server is down they skip locally, but fail when BAKONG_CONSOLE_REQUIRE_POSTGRES=1 (set by .ci/run),
-so CI can never pass without running them.
+server (or Redis, for the tests that need it) is down they skip locally, but fail when
+BAKONG_CONSOLE_REQUIRE_POSTGRES=1 (set by .ci/run), so CI can never pass without running them.
+
+Plain helpers that tests import by name live in tests/support, not here.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from engine.clock import ManualClock
+from engine.config import Settings
+from tests.support.engine import open_engine, settle
+from tests.support.services import unavailable
+from tests.support.settings import TEST_DATA_KEY, cli_environ, make_settings
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
+    from tests.support.receiver import Receiver
 
 PG_ADMIN_DSN = os.environ.get("BAKONG_CONSOLE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_PG = os.environ.get("BAKONG_CONSOLE_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +75,7 @@ def require_postgres() -> None:
         _pg_state["reason"] = _pg_available()
     reason = _pg_state["reason"]
     if reason is not None:
-        message = f"PostgreSQL on 127.0.0.1:5432 is not available ({reason})"
-        if REQUIRE_PG:
-            pytest.fail(message + "; CI requires the PostgreSQL tests to run", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"PostgreSQL on 127.0.0.1:5432 is not available ({reason})", "PostgreSQL")
 
 
 @pytest.fixture
@@ -108,9 +116,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-TEST_DATA_KEY = "test1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes, fixed for determinism
-
-
 @pytest.fixture
 async def storage(db_url: str, clock: ManualClock):
     """A migrated Storage on SQLite and on PostgreSQL, with the manual clock and seeded ids."""
@@ -130,3 +135,39 @@ async def storage(db_url: str, clock: ManualClock):
         yield st
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def engine_settings(db_url: str) -> Settings:
+    """The ``engine`` fixture's settings; a package overrides this to change a section."""
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
+    """A whole engine (every worker, the built-in sandbox, seeded ids) on the manual clock, parked."""
+    async with open_engine(engine_settings, clock) as eng:
+        await settle(eng)
+        yield eng
+
+
+@pytest.fixture
+def cli_env(db_url: str) -> dict[str, str]:
+    """The environment for CLI runs on ``db_url`` (test data key), its database upgraded."""
+    from typer.testing import CliRunner
+
+    from bakong_console.cli.main import app
+
+    env = cli_environ(db_url)
+    result = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0, result.output
+    return env
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on loopback that records every webhook request."""
+    from tests.support.receiver import Receiver
+
+    async with Receiver() as r:
+        yield r

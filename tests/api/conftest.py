@@ -6,7 +6,6 @@ Override API settings per test with ``@pytest.mark.parametrize("api_overrides", 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,11 +17,10 @@ from bakong_console.api import create_app
 from engine.config import Settings
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import engine, make_settings  # noqa: F401  (the engine fixture)
+from tests.support.settings import make_settings
 
 CLIENT_IP = "203.0.113.7"
 ADMIN = Actor(ActorType.CLI, "test-admin")
-REQUIRE_REDIS = os.environ.get("BAKONG_CONSOLE_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ def engine_settings(db_url: str, api_overrides: dict[str, Any]) -> Settings:
 
 
 @pytest.fixture
-async def app(engine: Engine) -> AsyncIterator[FastAPI]:  # noqa: F811
+async def app(engine: Engine) -> AsyncIterator[FastAPI]:
     application = create_app(engine)
     try:
         yield application
@@ -60,7 +58,7 @@ KeyFactory = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-def make_key(engine: Engine) -> KeyFactory:  # noqa: F811
+def make_key(engine: Engine) -> KeyFactory:
     """``await make_key("name", scopes=[...])`` -> the plaintext key (every scope by default)."""
     counter = iter(range(1000))
 

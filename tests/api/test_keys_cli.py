@@ -15,7 +15,6 @@ from engine.config import load_settings
 from engine.db.bootstrap import open_storage
 from engine.errors import Unauthorized
 from engine.services.api_keys import ApiKeyService
-from tests.conftest import TEST_DATA_KEY
 
 runner = CliRunner()
 
@@ -32,9 +31,8 @@ def _authenticate(env: dict[str, str], plaintext: str) -> str:
     return asyncio.run(run())
 
 
-def test_create_list_revoke(db_url: str) -> None:
-    env = {"BAKONG_CONSOLE_DATABASE_URL": db_url, "BAKONG_CONSOLE_DATA_KEY": TEST_DATA_KEY}
-    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+def test_create_list_revoke(cli_env: dict[str, str]) -> None:
+    env = cli_env  # the database is upgraded
 
     created = runner.invoke(app, ["keys", "create", "shop-backend", "--scopes", "payments:read,payments:write"], env=env)
     assert created.exit_code == 0, created.output

@@ -4,7 +4,6 @@ end to end and a local client cannot choose its address with X-Forwarded-For."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import uvicorn
@@ -13,17 +12,12 @@ from bakong_console.api import create_app
 from bakong_console.api.server import uvicorn_config
 from engine.db import journal
 from engine.runtime import Engine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port
 
 
 async def test_served_over_loopback_with_proxy_headers_ignored(engine: Engine, key: str) -> None:
     app = create_app(engine)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn_config(app, engine.settings.api, host="127.0.0.1", port=port))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

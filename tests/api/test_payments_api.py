@@ -15,7 +15,7 @@ from engine.db import journal
 from engine.records import PaymentStatus
 from engine.runtime import Engine
 from tests.api.conftest import ADMIN, CLIENT_IP, KeyFactory
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
 
 CREATE = "/api/payments/create"
 

@@ -14,8 +14,9 @@ from bakong_console.api import create_app
 from bakong_console.api.ratelimit import RedisLimiter, build_limiter
 from engine.clock import ManualClock
 from engine.runtime import Engine
-from tests.api.conftest import REQUIRE_REDIS, KeyFactory, client_for
+from tests.api.conftest import KeyFactory, client_for
 from tests.api.test_payments_api import problem
+from tests.support.services import unavailable
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STATUS = "/api/payments/status/" + "b" * 32
@@ -30,10 +31,7 @@ async def redis_prefix() -> AsyncIterator[str]:
         await client.ping()
     except Exception as exc:  # any failure to reach Redis
         await client.aclose()
-        message = f"Redis on 127.0.0.1:6379 is not available ({type(exc).__name__}: {exc})"
-        if REQUIRE_REDIS:
-            pytest.fail(message + "; CI requires the Redis tests to run", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"Redis on 127.0.0.1:6379 is not available ({type(exc).__name__}: {exc})", "Redis")
     prefix = f"bc-test-{uuid.uuid4().hex}:"
     try:
         yield prefix

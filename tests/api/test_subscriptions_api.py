@@ -16,20 +16,15 @@ from engine.records import Plan
 from engine.runtime import Engine
 from tests.api.conftest import ADMIN, CLIENT_IP, KeyFactory
 from tests.api.test_payments_api import problem
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
+from tests.support.plans import add_plans
 
 SUBS = "/api/subscriptions"
 
 
 @pytest.fixture
 async def plans(engine: Engine) -> dict[str, Plan]:
-    subs = engine.subscriptions
-    return {
-        "basic": await subs.add_plan("basic", "Basic", "20000", "KHR", 30, 0, actor=ADMIN),
-        "pro": await subs.add_plan("pro", "Pro", "50000", "KHR", 30, 0, actor=ADMIN),
-        "trial": await subs.add_plan("trial", "Basic with trial", "20000", "KHR", 30, 7, actor=ADMIN),
-        "usd": await subs.add_plan("usd", "Dollar plan", "5.00", "USD", 30, 0, actor=ADMIN),
-    }
+    return await add_plans(engine, ADMIN)
 
 
 async def pay(engine: Engine, clock: ManualClock, khqr: str) -> None:

@@ -14,7 +14,7 @@ from engine.errors import StorageError
 from engine.runtime import Engine
 from tests.api.conftest import KeyFactory
 from tests.api.test_payments_api import create, problem
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
 
 
 async def test_events_feed_pages_by_sequence(client: httpx.AsyncClient, auth: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from engine import khqr
 from engine.bakong.sandbox import InMemoryTransferStore, ThreadedServer, create_sandbox_app
 from engine.clock import ManualClock
 from tests.bakong.conftest import MERCHANT
+from tests.support.net import free_port
 
 runner = CliRunner()
 
@@ -102,12 +103,6 @@ def test_faults_and_stats(served: tuple[str, object, ManualClock]) -> None:
     assert stats.exit_code == 0 and '"total": 0' in stats.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bakong_console", "sandbox", "serve", *args],
@@ -147,7 +142,7 @@ def _stop(proc: subprocess.Popen[str]) -> int:
 
 @pytest.mark.slow
 def test_serve_standalone_with_a_file_store_keeps_token_and_transfers(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     store = tmp_path / "transfers.jsonl"
     env = {**os.environ, "BAKONG_CONSOLE_BAKONG_EMAIL": "owner@example.com"}
     proc, printed = _start_serve(["--port", str(port), "--store", str(store)], env)

@@ -14,27 +14,22 @@ import pytest
 from typer.testing import CliRunner
 
 from bakong_console.cli.main import app
-from tests.conftest import TEST_DATA_KEY
+from tests.support.settings import write_config
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Path:
-    path = tmp_path / "cli.toml"
-    path.write_text(
-        f"""
-[database]
-url = "{db_url}"
-[security]
-data_key = "{TEST_DATA_KEY}"
-[payments]
+    path = write_config(
+        tmp_path / "cli.toml",
+        db_url,
+        """[payments]
 dense_interval_seconds = 0.3
 tick_seconds = 0.2
 [daemon]
 lease_seconds = 2.0
 """,
-        encoding="utf-8",
     )
     upgraded = runner.invoke(app, ["--config", str(path), "db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,28 +22,18 @@ from engine.db import journal
 from engine.db import leases as lease_repo
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from tests.conftest import TEST_DATA_KEY
+from tests.support.net import free_port, taken_port
+from tests.support.settings import TEST_DATA_KEY, write_config
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(tmp_path: Path, db_url: str, *, api_port: int | None = None) -> Path:
-    path = tmp_path / "daemon.toml"
     api = "enabled = false" if api_port is None else f'enabled = true\nhost = "127.0.0.1"\nport = {api_port}'
-
-    path.write_text(
-        f"""
-[database]
-url = "{db_url}"
-[security]
-data_key = "{TEST_DATA_KEY}"
-[payments]
+    return write_config(
+        tmp_path / "daemon.toml",
+        db_url,
+        f"""[payments]
 dense_interval_seconds = 0.3
 sparse_interval_seconds = 0.5
 tick_seconds = 0.2
@@ -57,9 +46,7 @@ stop_timeout_seconds = 5.0
 [logging]
 format = "json"
 """,
-        encoding="utf-8",
     )
-    return path
 
 
 def _upgrade(config: Path) -> None:
@@ -162,7 +149,7 @@ async def test_signals_stop_the_daemon_cleanly(sqlite_url: str, tmp_path: Path, 
 
 
 async def test_serve_answers_the_api_and_stops_on_sigterm_with_leases_released(sqlite_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = _config(tmp_path, sqlite_url, api_port=port)
     _upgrade(config)
     log = tmp_path / "daemon.log"
@@ -191,10 +178,7 @@ async def test_serve_answers_the_api_and_stops_on_sigterm_with_leases_released(s
 
 
 def test_serve_with_the_api_port_taken_exits_one_after_stopping_cleanly(sqlite_url: str, tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         config = _config(tmp_path, sqlite_url, api_port=port)
         _upgrade(config)
         result = subprocess.run(

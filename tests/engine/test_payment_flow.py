@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from engine import events as ev
 from engine.clock import ManualClock
-from engine.db import journal
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import run_for
+from tests.support.engine import events_for, run_for
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 
 
 async def _events(engine: Engine, subject_id: str) -> list[str]:
-    async with engine.storage.read() as tx:
-        return [e.type for e in await journal.events_since(tx, 0, limit=1000) if e.subject_id == subject_id]
+    return [e.type for e in await events_for(engine, subject_id)]
 
 
 async def test_paid_payment_is_detected_once(engine: Engine, clock: ManualClock) -> None:

@@ -18,7 +18,7 @@ from engine.errors import IdempotencyConflict, InvalidInput, InvalidTransition, 
 from engine.khqr import decode, verify
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import run_for, settle
+from tests.support.engine import run_for, settle
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 OPERATOR = Actor(ActorType.CLI, "sokha")

@@ -17,7 +17,8 @@ from engine.errors import Conflict
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
 from engine.services.settlement import apply_outcome
-from tests.engine.conftest import make_settings, open_engine, run_for
+from tests.support.engine import open_engine, run_for
+from tests.support.settings import make_settings
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 
 from engine.clock import ManualClock
 from engine.config import Settings
-from engine.db import journal
-from engine.records import Actor, ActorType, Event, Payment, PaymentStatus, Plan
+from engine.records import Actor, ActorType, Payment, PaymentStatus, Plan
 from engine.runtime import Engine
-from tests.engine.conftest import engine, make_settings, run_for, settle  # noqa: F401 (engine: the fixture)
+from tests.support.engine import events_for, open_engine, run_for, settle
+from tests.support.plans import add_plans
+from tests.support.settings import make_settings
 
 OPERATOR = Actor(ActorType.CLI, "sophea")
 BACKEND = Actor(ActorType.API_KEY, "backend")
@@ -26,22 +28,11 @@ def engine_settings(db_url: str) -> Settings:
 
 @pytest.fixture
 async def plans(engine: Engine) -> dict[str, Plan]:
-    subs = engine.subscriptions
-    return {
-        "basic": await subs.add_plan("basic", "Basic", "20000", "KHR", 30, 0, actor=OPERATOR),
-        "pro": await subs.add_plan("pro", "Pro", "50000", "KHR", 30, 0, actor=OPERATOR),
-        "trial": await subs.add_plan("trial", "Basic with trial", "20000", "KHR", 30, 7, actor=OPERATOR),
-        "usd": await subs.add_plan("usd", "Dollar plan", "5.00", "USD", 30, 0, actor=OPERATOR),
-    }
-
-
-async def events_of(engine: Engine, subject_id: str) -> list[Event]:
-    async with engine.storage.read() as tx:
-        return [e for e in await journal.events_since(tx, 0, limit=100_000) if e.subject_id == subject_id]
+    return await add_plans(engine, OPERATOR)
 
 
 async def event_types(engine: Engine, subject_id: str) -> list[str]:
-    return [e.type for e in await events_of(engine, subject_id) if e.type.startswith("subscription.")]
+    return [e.type for e in await events_for(engine, subject_id) if e.type.startswith("subscription.")]
 
 
 async def pay(engine: Engine, clock: ManualClock, payment: Payment) -> Payment:
@@ -65,31 +56,26 @@ async def advance_to(engine: Engine, clock: ManualClock, when: datetime, *, step
         await settle(engine)
 
 
-
-
-
 @pytest.fixture
-async def quiet_engine(engine_settings: Settings, clock: ManualClock):  # noqa: ANN201
+async def quiet_engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
     """An engine without running workers: tests drive the renewer pass by pass and settle
     payments by hand (``mark_paid``), jumping the clock freely."""
-    from tests.engine.conftest import open_engine
-
     async with open_engine(engine_settings, clock, run_workers=False) as eng:
         yield eng
 
 
 @pytest.fixture
 async def quiet_plans(quiet_engine: Engine) -> dict[str, Plan]:
-    subs = quiet_engine.subscriptions
-    return {
-        "basic": await subs.add_plan("basic", "Basic", "20000", "KHR", 30, 0, actor=OPERATOR),
-        "pro": await subs.add_plan("pro", "Pro", "50000", "KHR", 30, 0, actor=OPERATOR),
-        "max": await subs.add_plan("max", "Max", "80000", "KHR", 30, 0, actor=OPERATOR),
-        "trial": await subs.add_plan("trial", "Basic with trial", "20000", "KHR", 30, 7, actor=OPERATOR),
-        "usd": await subs.add_plan("usd", "Dollar plan", "5.00", "USD", 30, 0, actor=OPERATOR),
-        "weekly": await subs.add_plan("weekly", "Weekly", "5000", "KHR", 7, 0, actor=OPERATOR),
-    }
+    return await add_plans(quiet_engine, OPERATOR, ("basic", "pro", "max", "trial", "usd", "weekly"))
 
 
 async def mark_paid(engine: Engine, payment_id: str) -> Payment:
     return await engine.payments.mark_paid(payment_id, actor=OPERATOR, reason="seen in the bank app")
+
+
+async def subscribe_paid(engine: Engine, user: str, plan: str) -> None:
+    """Subscribe ``user`` to ``plan`` and mark its first KHQR paid (the renewer has not acted yet)."""
+    view = await engine.subscriptions.create(user, plan, BACKEND)
+    (item,) = view.open_invoices
+    assert item.payment is not None
+    await mark_paid(engine, item.payment.id)

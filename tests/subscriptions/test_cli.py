@@ -12,20 +12,16 @@ from bakong_console.cli.main import app
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
 from engine.workers.renewer import Renewer
-from tests.conftest import TEST_DATA_KEY
-from tests.engine.conftest import make_settings
+from tests.support.settings import make_settings
 
 runner = CliRunner()
 OPERATOR = Actor(ActorType.CLI, "test")
 
 
 @pytest.fixture
-def cli(db_url: str):  # noqa: ANN201
-    env = {"BAKONG_CONSOLE_DATABASE_URL": db_url, "BAKONG_CONSOLE_DATA_KEY": TEST_DATA_KEY}
-    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
-
+def cli(cli_env: dict[str, str]):  # noqa: ANN201
     def invoke(*args: str):  # noqa: ANN202
-        return runner.invoke(app, list(args), env=env)
+        return runner.invoke(app, list(args), env=cli_env)
 
     return invoke
 

@@ -11,7 +11,8 @@ from engine import events as ev
 from engine.clock import ManualClock
 from engine.records import PaymentStatus, Plan, SubscriptionStatus as S
 from engine.runtime import Engine
-from tests.subscriptions.conftest import BACKEND, advance_to, event_types, events_of, pay
+from tests.subscriptions.conftest import BACKEND, advance_to, event_types, pay
+from tests.support.engine import events_for
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -38,7 +39,7 @@ async def test_full_lifecycle(engine: Engine, clock: ManualClock, plans: dict[st
     assert first is not None and first.payment is not None
     assert (first.invoice.period_start, first.invoice.period_end) == (t0 + 7 * DAY, t0 + 37 * DAY)
     assert first.invoice.amount_minor == 20_000 and first.payment.amount_minor == 20_000
-    due = [e for e in await events_of(engine, sub_id) if e.type == ev.SUBSCRIPTION_RENEWAL_DUE]
+    due = [e for e in await events_for(engine, sub_id) if e.type == ev.SUBSCRIPTION_RENEWAL_DUE]
     assert len(due) == 1
     assert due[0].payload["invoice"]["payment"]["khqr"] == first.payment.khqr
     assert due[0].payload["invoice"]["payment"]["md5"] == first.payment.md5
@@ -101,7 +102,7 @@ async def test_full_lifecycle(engine: Engine, clock: ManualClock, plans: dict[st
     view = await subs.status("user-1")
     assert view.status is S.PAST_DUE and view.has_access
     assert view.subscription.grace_until == t0 + 104 * DAY
-    past_due = [e for e in await events_of(engine, sub_id) if e.type == ev.SUBSCRIPTION_PAST_DUE]
+    past_due = [e for e in await events_for(engine, sub_id) if e.type == ev.SUBSCRIPTION_PAST_DUE]
     assert len(past_due) == 1
     fresh = past_due[0].payload["invoice"]["payment"]
     assert fresh["khqr"] and fresh["id"] != renewal.payment.id
@@ -111,7 +112,7 @@ async def test_full_lifecycle(engine: Engine, clock: ManualClock, plans: dict[st
     await advance_to(engine, clock, t0 + 103 * DAY + 12 * HOUR)
     view = await subs.status("user-1")
     assert view.status is S.PAST_DUE
-    reminders = [e for e in await events_of(engine, sub_id) if e.type == ev.SUBSCRIPTION_REMINDER]
+    reminders = [e for e in await events_for(engine, sub_id) if e.type == ev.SUBSCRIPTION_REMINDER]
     assert len(reminders) == 3  # every 48 hours of the 7-day grace
     assert len({r.payload["invoice"]["payment"]["id"] for r in reminders}) == 3, "a fresh KHQR each time"
 

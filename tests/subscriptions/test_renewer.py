@@ -18,8 +18,9 @@ from engine.records import Event, Plan, SubscriptionStatus as S
 from engine.runtime import Engine
 from engine.services.subscriptions import subscription_payment_listener
 from engine.workers.renewer import Renewer
-from tests.engine.conftest import make_settings, open_engine
-from tests.subscriptions.conftest import BACKEND, OPERATOR, mark_paid
+from tests.subscriptions.conftest import OPERATOR, mark_paid, subscribe_paid
+from tests.support.engine import open_engine
+from tests.support.settings import make_settings
 
 DAY = timedelta(days=1)
 
@@ -32,10 +33,7 @@ async def drain(renewer: Renewer) -> None:
 async def make_active(engine: Engine, users: list[str], plan: str = "basic") -> None:
     renewer = Renewer(engine.subscriptions)
     for user in users:
-        view = await engine.subscriptions.create(user, plan, BACKEND)
-        (item,) = view.open_invoices
-        assert item.payment is not None
-        await mark_paid(engine, item.payment.id)
+        await subscribe_paid(engine, user, plan)
     await drain(renewer)
 
 

@@ -14,7 +14,8 @@ from engine.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from engine.records import PaymentStatus, Plan, SubscriptionStatus as S
 from engine.runtime import Engine
 from engine.workers.renewer import Renewer
-from tests.subscriptions.conftest import BACKEND, OPERATOR, event_types, events_of, mark_paid
+from tests.subscriptions.conftest import BACKEND, OPERATOR, event_types, mark_paid, subscribe_paid
+from tests.support.engine import events_for
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -30,10 +31,7 @@ async def renew(engine: Engine) -> Renewer:
 
 async def active(engine: Engine, user: str, plan: str) -> str:
     """A subscription whose first payment is made: ACTIVE."""
-    view = await engine.subscriptions.create(user, plan, BACKEND)
-    (item,) = view.open_invoices
-    assert item.payment is not None
-    await mark_paid(engine, item.payment.id)
+    await subscribe_paid(engine, user, plan)
     await renew(engine)
     view = await engine.subscriptions.status(user)
     assert view.status is S.ACTIVE
@@ -154,11 +152,11 @@ async def test_preview_creates_nothing_and_upgrade_applies_only_when_paid(
     start = (await subs.status("user-1")).period_start
     assert start is not None
     clock.set(start + 20 * DAY)  # 10 of 30 days left: 30000 / 3 = 10000
-    before = await events_of(quiet_engine, sub_id)
+    before = await events_for(quiet_engine, sub_id)
     quote = await subs.preview_upgrade("user-1", "pro")
     assert (quote.from_plan, quote.to_plan, quote.amount_minor, quote.currency) == ("basic", "pro", 10_000, "KHR")
     assert quote.display_amount == "10,000 KHR"
-    assert await events_of(quiet_engine, sub_id) == before
+    assert await events_for(quiet_engine, sub_id) == before
     assert len(await subs.invoices(sub_id)) == 1
 
     change = await subs.upgrade("user-1", "pro", BACKEND)
@@ -274,7 +272,7 @@ async def test_downgrade_reprices_an_open_renewal_with_a_fresh_khqr(
     assert new.payment.amount_minor == 20_000 and new.payment.id != old.payment.id
     assert new.payment.idempotency_key == f"invoice:{old.invoice.id}:after:{old.payment.id}"
     assert (await quiet_engine.payments.get(old.payment.id)).status is PaymentStatus.CANCELLED
-    due = [e for e in await events_of(quiet_engine, sub_id) if e.type == ev.SUBSCRIPTION_RENEWAL_DUE]
+    due = [e for e in await events_for(quiet_engine, sub_id) if e.type == ev.SUBSCRIPTION_RENEWAL_DUE]
     assert [e.payload["invoice"]["amount_minor"] for e in due] == [50_000, 20_000]
 
     # withdrawn: back to the current plan's price, again with a fresh KHQR
@@ -470,7 +468,7 @@ async def test_plans_from_the_config_are_added_updated_and_kept_in_step(engine_s
     from dataclasses import replace
 
     from engine.config import PlanSeed
-    from tests.engine.conftest import open_engine
+    from tests.support.engine import open_engine
 
     seeds = [PlanSeed(code="pro", name="Pro", price="9.99"), PlanSeed(code="basic", name="Basic", price="40000", currency="KHR", cycle_days=7)]
     settings = replace(engine_settings, subscriptions=replace(engine_settings.subscriptions, plans=seeds))

@@ -27,7 +27,8 @@ from engine.clock import ManualClock
 from engine.config import Settings
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings, open_engine, settle
+from tests.support.engine import open_engine, settle
+from tests.support.settings import make_settings
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 OPERATOR = Actor(ActorType.CLI, "sokha")
@@ -41,13 +42,9 @@ async def open_console_engine(settings: Settings, clock: ManualClock, *, seed: i
 
 
 @pytest.fixture
-def console_settings(db_url: str) -> Settings:
-    return make_settings(db_url)
-
-
-@pytest.fixture
-async def engine(console_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
-    async with open_console_engine(console_settings, clock) as eng:
+async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
+    """An engine on ``engine_settings``, holding its leases under the console's holder name."""
+    async with open_console_engine(engine_settings, clock) as eng:
         yield eng
 
 

@@ -8,7 +8,7 @@ from textual.widgets import Footer
 from bakong_console.tui.widgets.alerts import AlertBar
 from engine.clock import ManualClock
 from engine.runtime import Engine
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
 from tests.tui.conftest import OPERATOR, console_app, quiet, shown, wait_until
 
 

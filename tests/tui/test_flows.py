@@ -15,7 +15,7 @@ from engine.clock import ManualClock
 from engine.db.payments import PaymentFilter
 from engine.records import PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
 from tests.tui.conftest import OPERATOR, console_app, quiet, shown, wait_until
 
 

@@ -39,7 +39,7 @@ from bakong_console.tui.widgets.payments_table import PendingPaymentsTable
 from engine.clock import ManualClock
 from engine.records import Payment, PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import run_for, settle
+from tests.support.engine import run_for, settle
 from tests.tui.conftest import CASHIER, OPERATOR, console_app, quiet, shown, still, wait_until, workers_done
 
 T = TypeVar("T")

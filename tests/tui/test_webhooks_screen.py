@@ -6,9 +6,7 @@ what reached the receiver, the delivery and attempt rows, and the audit log, as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from textual.widgets import DataTable, Input, Static
 
 from bakong_console.tui.screens.webhooks import RecoverDialog, WebhooksScreen
@@ -16,15 +14,9 @@ from engine.clock import ManualClock
 from engine.records import Payment, PaymentStatus, WebhookDelivery
 from engine.runtime import Engine
 from engine.webhooks.policy import MAX_ATTEMPTS
-from tests.engine.conftest import run_for, settle
+from tests.support.engine import run_for, settle
+from tests.support.receiver import Answer, Receiver
 from tests.tui.conftest import OPERATOR, console_app, quiet, shown, wait_until, workers_done
-from tests.webhooks.receiver import Answer, Receiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
-        yield r
 
 
 async def paid_payment(engine: Engine, clock: ManualClock, amount: str, reference: str) -> Payment:

@@ -21,19 +21,16 @@ from bakong_console.cli.webhooks_cmd import parse_since
 from engine.errors import InvalidInput
 from engine.webhooks import generate_secret, sign
 from engine.webhooks.message import encode_body
-from tests.conftest import TEST_DATA_KEY
-from tests.webhooks.receiver import Answer, ThreadedReceiver
+from tests.support.net import free_port, taken_port
+from tests.support.receiver import Answer, ThreadedReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(db_url: str) -> dict[str, str]:
-    env = {"BAKONG_CONSOLE_DATABASE_URL": db_url, "BAKONG_CONSOLE_DATA_KEY": TEST_DATA_KEY}
-    result = runner.invoke(app, ["db", "upgrade"], env=env)
-    assert result.exit_code == 0, result.output
-    return env
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def cli(env: dict[str, str], *args: str):  # noqa: ANN201
@@ -154,12 +151,6 @@ def test_since_forms() -> None:
         parse_since("last week", now)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_listening(port: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -175,7 +166,7 @@ def _wait_listening(port: int, proc: subprocess.Popen) -> None:
 
 def test_listen_verifies_and_prints_events(isolated_home: Path) -> None:
     secret, other = generate_secret(), generate_secret()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bakong_console", "webhooks", "listen", "--port", str(port), "--secret", secret, "--max-events", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -205,10 +196,7 @@ def test_listen_verifies_and_prints_events(isolated_home: Path) -> None:
 def test_listen_refuses_a_bad_secret_and_a_busy_port() -> None:
     bad = runner.invoke(app, ["webhooks", "listen", "--secret", "whsec_tooshort"])
     assert bad.exit_code == 1 and bad.stderr.startswith("error: a webhook secret decodes to 24-64 bytes, this one to 6")
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with taken_port() as port:
         taken = runner.invoke(app, ["webhooks", "listen", "--port", str(port), "--secret", generate_secret()])
     assert taken.exit_code == 1 and taken.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert len(taken.stderr.strip().splitlines()) == 1

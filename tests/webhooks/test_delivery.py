@@ -17,9 +17,10 @@ from engine.db import journal
 from engine.db.models import AuditLogRow, WebhookAttemptRow
 from engine.runtime import Engine
 from engine.webhooks import verify
-from tests.engine.conftest import make_settings, run_for, settle
-from tests.webhooks.conftest import OPERATOR, emit, jump, open_webhook_engine
-from tests.webhooks.receiver import Answer, Receiver, Received
+from tests.support.engine import open_engine, run_for, settle
+from tests.support.receiver import Answer, Received, Receiver
+from tests.support.settings import make_settings
+from tests.webhooks.conftest import OPERATOR, emit, jump
 
 SCHEDULE_GAPS = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 
@@ -43,7 +44,7 @@ async def drive_until_settled(engine: Engine, clock: ManualClock, subject_id: st
 @pytest.mark.parametrize("jitter", [0.0, 0.2])
 async def test_retries_follow_the_schedule_then_give_up(db_url: str, clock: ManualClock, receiver: Receiver, jitter: float) -> None:
     receiver.default = Answer(500, body=b"database is down")
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": jitter}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": jitter}), clock) as engine:
         endpoint, secret = await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         event = await emit(engine, ev.PAYMENT_COMPLETED, "pay_1")
         await settle(engine)
@@ -74,7 +75,7 @@ async def test_retries_follow_the_schedule_then_give_up(db_url: str, clock: Manu
 
 
 async def test_429_retry_after_and_503_minimum_wait(db_url: str, clock: ManualClock, receiver: Receiver) -> None:
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         receiver.script = [Answer(429, {"Retry-After": "120"}, b"slow down")]
         t0 = clock.now()
@@ -123,7 +124,7 @@ async def test_410_disables_the_endpoint_at_once(engine: Engine, clock: ManualCl
 async def test_five_days_of_failure_disables_with_an_alert(db_url: str, clock: ManualClock, receiver: Receiver) -> None:
     receiver.default = lambda r: Answer(503 if r.path == "/down" else 200)
     t0 = clock.now()
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         down, _ = await engine.webhooks.add_endpoint(receiver.url_for("/down"), actor=OPERATOR)
         ops, _ = await engine.webhooks.add_endpoint(receiver.url_for("/ops"), [ev.ALERT_WEBHOOK_ENDPOINT_DISABLED], actor=OPERATOR)
         for n in range(60):
@@ -156,7 +157,7 @@ async def test_five_days_of_failure_disables_with_an_alert(db_url: str, clock: M
 
 
 async def test_rotation_signs_with_both_secrets_inside_the_window(db_url: str, clock: ManualClock, receiver: Receiver) -> None:
-    async with open_webhook_engine(make_settings(db_url, webhooks={"rotation_window_hours": 0.05}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"rotation_window_hours": 0.05}), clock) as engine:
         endpoint, old = await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         rotated, new = await engine.webhooks.rotate_secret(endpoint.id, actor=OPERATOR)
         assert new != old and new.startswith("whsec_")
@@ -220,7 +221,7 @@ async def test_a_delivery_in_flight_when_the_process_dies_is_sent_again_after_re
     engine_settings, clock: ManualClock, receiver: Receiver  # noqa: ANN001
 ) -> None:
     receiver.hold()
-    async with open_webhook_engine(engine_settings, clock, holder="daemon-1") as first:
+    async with open_engine(engine_settings, clock, holder="daemon-1") as first:
         endpoint, secret = await first.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         event = await emit(first, ev.PAYMENT_COMPLETED, "pay_1")
         await asyncio.wait_for(receiver.holding.wait(), 10)
@@ -234,7 +235,7 @@ async def test_a_delivery_in_flight_when_the_process_dies_is_sent_again_after_re
     receiver.release()
     receiver.default = Answer(200)
 
-    async with open_webhook_engine(engine_settings, clock, holder="daemon-2") as second:
+    async with open_engine(engine_settings, clock, holder="daemon-2") as second:
         await settle(second)
         assert len(receiver.requests) == 1  # not re-sent while the claim could still be in flight
         await run_for(second, clock, 65, step=5)
@@ -260,7 +261,7 @@ async def test_a_long_pass_hands_back_what_it_claimed_but_did_not_start(
 
     monkeypatch.setattr(deliverer, "WAVE_SECONDS", 0.2)
     receiver.hold()
-    async with open_webhook_engine(make_settings(db_url, webhooks={"concurrency": 2}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"concurrency": 2}), clock) as engine:
         await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         async with engine.storage.transaction() as tx:
             for n in range(6):
@@ -288,7 +289,7 @@ async def test_the_fan_out_cursor_is_durable_and_costs_no_write_without_endpoint
         async with engine.storage.read() as tx:
             return int((await engine_state.get_state(tx, "deliverer.cursor") or {"sequence": 0})["sequence"])
 
-    async with open_webhook_engine(engine_settings, clock) as engine:
+    async with open_engine(engine_settings, clock) as engine:
         await settle(engine)
         first = await emit(engine, ev.PAYMENT_CREATED, "pay_0")
         await settle(engine)
@@ -306,7 +307,7 @@ async def test_the_fan_out_cursor_is_durable_and_costs_no_write_without_endpoint
         assert await stored(engine) == wanted.sequence
     assert [r.webhook_id for r in receiver.requests] == [wanted.id]
 
-    async with open_webhook_engine(engine_settings, clock, holder="restarted") as again:
+    async with open_engine(engine_settings, clock, holder="restarted") as again:
         await run_for(again, clock, 40, step=10)
         later = await emit(again, ev.PAYMENT_TIMEOUT, "pay_1")
         await settle(again)

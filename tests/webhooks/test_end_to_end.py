@@ -8,9 +8,9 @@ from engine import events as ev
 from engine.clock import ManualClock
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import run_for
+from tests.support.engine import run_for
+from tests.support.receiver import Receiver
 from tests.webhooks.conftest import OPERATOR
-from tests.webhooks.receiver import Receiver
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 

@@ -15,9 +15,10 @@ from engine.db.models import AuditLogRow, WebhookEndpointRow
 from engine.db.webhooks import SECRET_CONTEXT
 from engine.errors import InvalidInput, InvalidTransition, NotFound
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings, run_for, settle
-from tests.webhooks.conftest import OPERATOR, emit, jump, open_webhook_engine
-from tests.webhooks.receiver import Answer, Receiver
+from tests.support.engine import open_engine, run_for, settle
+from tests.support.receiver import Answer, Receiver
+from tests.support.settings import make_settings
+from tests.webhooks.conftest import OPERATOR, emit, jump
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ async def test_replay_sends_the_same_message_again(engine: Engine, clock: Manual
 async def test_recover_resends_failures_and_what_was_missed_while_disabled(
     db_url: str, clock: ManualClock, receiver: Receiver
 ) -> None:
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         receiver.default = Answer(500)
         endpoint, secret = await engine.webhooks.add_endpoint(receiver.url, ["payment.completed"], actor=OPERATOR)
         before = clock.now()

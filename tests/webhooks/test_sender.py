@@ -20,7 +20,7 @@ from engine.clock import SystemClock
 from engine.webhooks import generate_secret
 from engine.webhooks.message import OutgoingMessage, encode_body
 from engine.webhooks.sender import EXCERPT_BYTES, WebhookSender
-from tests.webhooks.receiver import Answer, Receiver
+from tests.support.receiver import Answer, Receiver
 
 SECRET = generate_secret()
 

@@ -1,4 +1,6 @@
-"""Engine fixtures: a whole engine on a real database and the built-in sandbox, on the manual clock."""
+"""A whole engine for tests: opened on a real database with the built-in sandbox, the manual
+clock and seeded randomness; waiting until its workers are parked; moving the clock while they
+work; reading the events it committed."""
 
 from __future__ import annotations
 
@@ -6,29 +8,13 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Any
-
-import pytest
 
 from engine.clock import ManualClock
 from engine.config import Settings
+from engine.db import journal
 from engine.ids import IdFactory
+from engine.records import Event
 from engine.runtime import Engine
-from tests.conftest import TEST_DATA_KEY
-
-
-def make_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
-    """Default settings on ``db_url`` with the test data key; ``payments={...}`` etc. override."""
-    base = Settings()
-    settings = replace(
-        base,
-        database=replace(base.database, url=db_url),
-        security=replace(base.security, data_key=TEST_DATA_KEY),
-    )
-    for name, values in sections.items():
-        settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
-    return settings
 
 
 async def settle(*engines: Engine, timeout: float = 10.0) -> None:
@@ -88,13 +74,7 @@ def assert_no_worker_failures(engine: Engine) -> None:
     assert not failed, f"worker iterations failed: {failed}"
 
 
-@pytest.fixture
-def engine_settings(db_url: str) -> Settings:
-    return make_settings(db_url)
-
-
-@pytest.fixture
-async def engine(engine_settings: Settings, clock: ManualClock) -> AsyncIterator[Engine]:
-    async with open_engine(engine_settings, clock) as eng:
-        await settle(eng)
-        yield eng
+async def events_for(engine: Engine, subject_id: str) -> list[Event]:
+    """Every event committed about one payment or subscription, oldest first."""
+    async with engine.storage.read() as tx:
+        return [e for e in await journal.events_since(tx, 0, limit=100_000) if e.subject_id == subject_id]
