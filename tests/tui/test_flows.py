@@ -317,12 +317,12 @@ async def test_daemon_heartbeat_missing(engine: Engine, clock: ManualClock) -> N
         assert "daemon-host:4242:abc" in app.state.alerts["daemon"].message
 
 
-async def test_the_console_records_its_terminal_on_each_payment(console_settings, clock: ManualClock) -> None:
+async def test_the_console_records_its_terminal_on_each_payment(engine_settings, clock: ManualClock) -> None:
     from dataclasses import replace
 
     from tests.tui.conftest import open_console_engine
 
-    settings = replace(console_settings, console=replace(console_settings.console, terminal="counter-1"))
+    settings = replace(engine_settings, console=replace(engine_settings.console, terminal="counter-1"))
     async with open_console_engine(settings, clock) as engine:
         app = console_app(engine)
         async with app.run_test(size=(100, 32)) as pilot:
