@@ -61,6 +61,8 @@ def _render_files(qr: str, *, png: Path | None, svg: Path | None, scale: int, ca
 
 Option = typer.Option
 
+# The string `show`, `decode`, `verify` and `card` read (see _read_qr).
+QrArg = Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")]
 # The drawing options of `new` and `show`: both print a code to scan and can write it to files.
 PngOpt = Annotated[Path | None, Option("--png", metavar="FILE", help="Also write the code as PNG.")]
 SvgOpt = Annotated[Path | None, Option("--svg", metavar="FILE", help="Also write the code as SVG.")]
@@ -157,7 +159,7 @@ def new(
 
 @app.command("show")
 def show(
-    qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
+    qr: QrArg,
     png: PngOpt = None,
     svg: SvgOpt = None,
     scale: ScaleOpt = 8,
@@ -175,7 +177,7 @@ def show(
 
 @app.command("decode")
 def decode(
-    qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
+    qr: QrArg,
     as_json: Annotated[bool, Option("--json", help="Print every field as a JSON object (absent ones as null).")] = False,
     tlv: Annotated[bool, Option("--tlv", help="Split any EMV string into its tags instead (decodeNonKhqr).")] = False,
 ) -> None:
@@ -198,7 +200,7 @@ def decode(
 
 @app.command("verify")
 def verify(
-    qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
+    qr: QrArg,
     at: Annotated[int | None, Option("--at", metavar="MS", help="Judge expiry at this epoch-milliseconds time instead of now.")] = None,
 ) -> None:
     """Exit 0 and print "valid" if the string is a valid KHQR; else exit 1 with the reason on stderr."""
@@ -230,7 +232,7 @@ def _replace_file(path: Path, data: bytes) -> None:
 
 @app.command("card")
 def card(
-    qr: Annotated[str, typer.Argument(help="The KHQR string, or - to read it from standard input.")],
+    qr: QrArg,
     output: Annotated[Path, Option("--output", "-o", metavar="FILE", help="The card file: FILE.png or FILE.svg (the format follows the extension).")],
     size: Annotated[int | None, Option("--size", metavar="PIXELS", help="Width in pixels: PNG 200 to 4000 (default 600); SVG: the width it asks for.")] = None,
 ) -> None:
