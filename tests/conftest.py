@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated home for every test, the injected clock, real databases, a whole
-engine on them, the CLI's environment, and a loopback webhook receiver.
+engine on them, the CLI's environment, a loopback webhook receiver and a loopback server for
+Bakong sandboxes.
 
 PostgreSQL tests each get a fresh database on 127.0.0.1:5432 that is dropped afterwards. When the
 server (or Redis, for the tests that need it) is down they skip locally, but fail when
@@ -26,8 +27,10 @@ from tests.support.services import unavailable
 from tests.support.settings import TEST_DATA_KEY, cli_environ, make_settings
 
 if TYPE_CHECKING:
+    from engine.bakong.sandbox import ThreadedServer
     from engine.runtime import Engine
     from tests.support.receiver import Receiver
+    from tests.support.sandbox_server import SwitchableApp
 
 PG_ADMIN_DSN = os.environ.get("BAKONG_CONSOLE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -162,6 +165,18 @@ def cli_env(db_url: str) -> dict[str, str]:
     result = CliRunner().invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
     return env
+
+
+@pytest.fixture(scope="session")
+def loopback_server() -> Iterator[tuple[ThreadedServer, SwitchableApp]]:
+    """One real HTTP server on loopback for the session; a test points ``switch.target`` at its
+    own Bakong sandbox app."""
+    from engine.bakong.sandbox import ThreadedServer
+    from tests.support.sandbox_server import SwitchableApp
+
+    switch = SwitchableApp()
+    with ThreadedServer(switch) as server:
+        yield server, switch
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures for the Bakong client and sandbox: a sandbox per test, reached in-process
-(``httpx.ASGITransport``) or over real loopback HTTP (one uvicorn server for the session,
+(``httpx.ASGITransport``) or over real loopback HTTP (tests/conftest.py's ``loopback_server``,
 pointed at each test's sandbox), and a clock whose ``sleep`` moves time so retries never hang.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ import pytest
 
 from engine import khqr
 from engine.bakong import BakongClient, InMemoryRequestLedger, InMemoryTokenStore
-from engine.bakong.sandbox import BakongSandbox, InMemoryTransferStore, SandboxFaults, ThreadedServer, create_sandbox_app
+from engine.bakong.sandbox import BakongSandbox, InMemoryTransferStore, SandboxFaults, create_sandbox_app
 from engine.clock import ManualClock
 
 EMAIL = "shop@example.com"
@@ -36,23 +36,6 @@ class SteppingClock(ManualClock):
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
-
-
-class SwitchableApp:
-    """One ASGI app for the session's server that forwards to the current test's sandbox."""
-
-    def __init__(self) -> None:
-        self.target: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.target(scope, receive, send)
-
-
-@pytest.fixture(scope="session")
-def loopback_server() -> Iterator[tuple[ThreadedServer, SwitchableApp]]:
-    switch = SwitchableApp()
-    with ThreadedServer(switch) as server:
-        yield server, switch
 
 
 @pytest.fixture

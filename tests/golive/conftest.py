@@ -1,12 +1,11 @@
 """Going live against a production-like Bakong: the sandbox served over real loopback HTTP on the
 real clock (its tokens are valid now, its answers carry a real ``Date`` header), reached as the
-"custom" environment, the way an operator reaches a relay. One server for the session, pointed
-at each test's own sandbox."""
+"custom" environment, the way an operator reaches a relay: tests/conftest.py's session server,
+pointed at each test's own sandbox."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,9 @@ import pytest
 
 from engine.bakong.sandbox import BakongSandbox, InMemoryTransferStore, SandboxFaults, ThreadedServer, create_sandbox_app
 from engine.clock import SystemClock
-from tests.bakong.conftest import SwitchableApp
+from tests.support.sandbox_server import SwitchableApp
 
 EMAIL = "owner@example.com"
-
-
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[tuple[ThreadedServer, SwitchableApp]]:
-    switch = SwitchableApp()
-    with ThreadedServer(switch) as server:
-        yield server, switch
 
 
 @dataclass
@@ -45,8 +37,8 @@ class LiveBakong:
 
 
 @pytest.fixture
-def bakong(live_server: tuple[ThreadedServer, SwitchableApp], tmp_path: Path) -> LiveBakong:
-    server, switch = live_server
+def bakong(loopback_server: tuple[ThreadedServer, SwitchableApp], tmp_path: Path) -> LiveBakong:
+    server, switch = loopback_server
     app = create_sandbox_app(InMemoryTransferStore(), clock=SystemClock(), email=EMAIL, faults=SandboxFaults(), rng=random.Random(5))
     switch.target = app
     token_file = tmp_path / "bakong.token"
