@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.errors import ConfigError, InvalidInput
 from engine.hours import OpeningHours
@@ -30,6 +31,7 @@ __all__ = [
     "BakongSettings",
     "ConsoleSettings",
     "DatabaseSettings",
+    "DisplaySettings",
     "ENV_OVERRIDES",
     "LoggingSettings",
     "MerchantSettings",
@@ -38,6 +40,7 @@ __all__ = [
     "SecuritySettings",
     "Settings",
     "SubscriptionSettings",
+    "WebSettings",
     "WebhookSettings",
     "config_dir",
     "data_dir",
@@ -77,6 +80,12 @@ class MerchantSettings:
     store_label: str = ""
     terminal_label: str = ""
     merchant_category_code: str = "5999"
+    #: The merchant name and city in a second language (KHQR tag 64), e.g. Khmer; payers' pages
+    #: and KHQR cards show them. Empty: every KHQR carries the names above only.
+    name_alternate: str = ""
+    city_alternate: str = ""
+    #: The language of the alternate names (tag 64.00), e.g. "km".
+    alternate_language: str = "km"
 
 
 #: The automatic daily request budgets (``bakong.daily_budget = 0``): Bakong production allows
@@ -260,6 +269,38 @@ class ConsoleSettings:
     #: Binding id -> key(s), e.g. { "payment.check_now" = "k" }.
     bindings: dict[str, str] = field(default_factory=dict)
     bell_on_paid: bool = True
+    #: Where `v` saves a payment's KHQR card (PNG); empty means `cards/` in the data directory.
+    cards_dir: str = ""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The payer's pages (the hosted checkout at /pay/{token}): where the console serves them and
+    how a checkout link behaves. `serve` serves them beside the API (api.host:api.port)."""
+
+    #: The console serves the payer's pages itself on host:port while it runs.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8081
+    #: The address payers reach the pages at (e.g. "https://pay.example.com"): with it the API
+    #: answers an absolute checkout_url; without it, a path (/pay/...) for the backend to prefix.
+    public_url: str = ""
+    #: How long a checkout link keeps showing the result after its payment ended (then 410).
+    checkout_grace_seconds: float = 600.0
+    #: "I have paid" on a checkout page is acted on at most once per this many seconds per payment.
+    paid_check_interval_seconds: float = 10.0
+    #: How long the page shows PAID / expired / cancelled before going to success_url / cancel_url.
+    redirect_seconds: float = 3.0
+    #: Ask Bakong for a deep link (one metered request) for each checkout; phones get a bank-app button.
+    deep_links: bool = True
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """What the payer reads."""
+
+    #: The language payers' pages open in: "km" (Khmer) or "en" (English); the page can switch.
+    language: str = "km"
 
 
 @dataclass(frozen=True)
@@ -313,6 +354,8 @@ class Settings:
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
     hours: HoursSettings = field(default_factory=HoursSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -368,6 +411,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
     ("logging", "format"): ("text", "json"),
     ("payments", "currency"): ("KHR", "USD"),
+    ("display", "language"): ("km", "en"),
 }
 
 
@@ -568,6 +612,13 @@ def _check_consistency(settings: Settings, origin: str) -> None:
     terminal = settings.console.terminal
     if terminal and not is_terminal_name(terminal):
         raise ConfigError(f"{origin}: console.terminal: {TERMINAL_RULE}, got {terminal!r}")
+    public_url = settings.web.public_url
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+            raise ConfigError(f"{origin}: web.public_url: must be an http:// or https:// address like https://pay.example.com, got {public_url!r}")
+    if settings.web.port == 0 or settings.web.port > 65535:
+        raise ConfigError(f"{origin}: web.port: must be from 1 to 65535")
     url = settings.database.url
     if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"{origin}: database.url: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

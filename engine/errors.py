@@ -10,6 +10,7 @@ the problem ``type`` by the HTTP API and in logs) and an ``exit_code`` (used by 
      ├── InvalidInput                     a request the engine refuses to act on
      │    └── KHQRError                   (engine.khqr) carries the NBC SDK's numeric code
      ├── NotFound                         no such payment, plan, subscription, endpoint, key
+     │    └── CheckoutEnded               a checkout link whose payment ended (410 Gone)
      ├── Conflict
      │    ├── IdempotencyConflict         same key, different request
      │    └── InvalidTransition           the entity is not in a state that allows the change
@@ -52,6 +53,7 @@ __all__ = [
     "BakongUnreachable",
     "BudgetExhausted",
     "BulkEndpointBlocked",
+    "CheckoutEnded",
     "ConfigError",
     "Conflict",
     "DataKeyError",
@@ -123,6 +125,13 @@ class NotFound(BakongConsoleError):
 
     kind = "not-found"
     http_status = 404
+
+
+class CheckoutEnded(NotFound):
+    """The checkout link's payment has ended and its result is no longer shown."""
+
+    kind = "checkout-ended"
+    http_status = 410
 
 
 class Conflict(BakongConsoleError):

@@ -31,6 +31,9 @@ _KHQR_TO_SETTING = {
     "store_label": "store_label",
     "terminal_label": "terminal_label",
     "merchant_category_code": "merchant_category_code",
+    "merchant_name_alternate_language": "name_alternate",
+    "merchant_city_alternate_language": "city_alternate",
+    "language_preference": "alternate_language",
 }
 
 #: The ``[merchant]`` keys a KHQR is made of, in the order setup asks for them.
@@ -75,6 +78,12 @@ def merchant_khqr_info(
         merchant_category_code=merchant.merchant_category_code or None,
         expiration_timestamp=expiration_timestamp,
     )
+    if merchant.name_alternate:
+        common.update(
+            language_preference=merchant.alternate_language or None,
+            merchant_name_alternate_language=merchant.name_alternate,
+            merchant_city_alternate_language=merchant.city_alternate or None,
+        )
     if merchant.type == "merchant":
         return khqr.MerchantInfo(merchant_id=merchant.merchant_id, acquiring_bank=merchant.acquiring_bank, **common)
     return khqr.IndividualInfo(

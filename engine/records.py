@@ -82,6 +82,8 @@ class ActorType(StrEnum):
     DAEMON = "daemon"
     CLI = "cli"
     SYSTEM = "system"
+    #: The payer, through a page they were given (the hosted checkout).
+    PAYER = "payer"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from engine.ids import IdFactory
 from engine.records import Actor, ActorType, Lease
 from engine.services.api_keys import ApiKeyService
 from engine.services.audit import AuditService
+from engine.services.checkout import CheckoutService
 from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
@@ -115,6 +116,7 @@ class Engine:
             allowance=lambda: self.poller_state.allowance,
             poke_poller=self._poke_payment_workers,
         )
+        self.checkout = CheckoutService(storage, settings, clock=clock, payments=self.payments)
         self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))
         storage.on_commit(lambda _events: self.poke("deliverer"))
         self.subscriptions = SubscriptionService(

@@ -7,11 +7,8 @@ the settings unless given on the command line, and the currency and the QR lifet
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +19,7 @@ from bakong_console.cli.context import state
 from engine import khqr
 from engine.errors import InvalidInput
 from engine.khqr.generate import current_ms
+from engine.services.cards import card_format_of, write_file_whole
 
 app = typer.Typer(help="Generate, show, decode and verify KHQR strings, and draw KHQR cards (offline).", no_args_is_help=True)
 
@@ -212,24 +210,6 @@ def verify(
     typer.echo("valid")
 
 
-_CARD_FORMATS = {".png": "PNG", ".svg": "SVG"}
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, then a rename."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        # O_EXCL: never write through a file or link that is already there; 0o666 lets the umask decide.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # nothing was created when the folder is not there
-            temporary.unlink()
-        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}", field="output") from None
-
-
 @app.command("card")
 def card(
     qr: QrArg,
@@ -237,10 +217,8 @@ def card(
     size: Annotated[int | None, Option("--size", metavar="PIXELS", help="Width in pixels: PNG 200 to 4000 (default 600); SVG: the width it asks for.")] = None,
 ) -> None:
     """Draw a KHQR as the card a payer scans: KHQR header, merchant, amount, the code, expiry."""
-    kind = _CARD_FORMATS.get(output.suffix.lower())
-    if kind is None:
-        raise InvalidInput(f"cannot tell the card format from {output.name!r}: name the file .png or .svg", field="output")
+    kind = card_format_of(output)
     qr = _read_qr(qr)
-    data = khqr.render_card_png(qr, size=size) if kind == "PNG" else khqr.render_card_svg(qr, size=size).encode("utf-8")
-    _replace_file(output, data)
-    typer.echo(f"{kind}:  {output}")
+    data = khqr.render_card_png(qr, size=size) if kind == "png" else khqr.render_card_svg(qr, size=size).encode("utf-8")
+    write_file_whole(output, data)
+    typer.echo(f"{kind.upper()}:  {output}")

@@ -107,6 +107,31 @@ class PaymentStatusHistoryRow(Base):
     at: Mapped[datetime]
 
 
+class CheckoutRow(Base):
+    """A payment's hosted checkout page: where the payer goes when the payment ends."""
+
+    __tablename__ = "checkouts"
+
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), primary_key=True)
+    success_url: Mapped[str | None] = mapped_column(Text)
+    cancel_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    #: The last "I have paid" acted on: the per-payment limit every process shares.
+    paid_claimed_at: Mapped[datetime | None]
+
+
+class CheckoutLinkRow(Base):
+    """One /pay/{token} link to a checkout. The token's first characters find the row; only the
+    SHA-256 of the whole token is kept, so the table cannot open a page."""
+
+    __tablename__ = "checkout_links"
+
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(80))
+    payment_id: Mapped[str] = mapped_column(ForeignKey("checkouts.payment_id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+
+
 class PlanRow(Base):
     __tablename__ = "plans"
 
