@@ -100,6 +100,7 @@ async def run_daemon(
             log.info("daemon stopping: finishing the batch in hand and releasing leases")
             stop.set()
             if server is not None:
+                api.state.web.close()  # ends the payer pages' event streams, which uvicorn would wait for
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             stopper.cancel()

@@ -4,6 +4,9 @@ The app is handed an open ``Engine`` and never opens one; ``bakong-console serve
 uvicorn in the engine's event loop (``bakong_console.api.server.uvicorn_config``). The OpenAPI
 document is at ``/api/openapi.json`` and the interactive docs at ``/api/docs``.
 
+The payer's pages (``bakong_console.web``: the hosted checkout under ``/pay``) are mounted in the
+same app; their context is ``app.state.web``, closed (``close()``) before the server stops.
+
 State lives in ``app.state.api`` (an ``ApiContext``): the engine, the API settings, the API key
 service, the rate limiter, the metrics and the client-address resolver. Call
 ``await app.state.api.aclose()`` when the server stops (it closes the Redis connection pool).
@@ -25,8 +28,9 @@ from bakong_console.api.edge import ApiEdge
 from bakong_console.api.metrics import ApiMetrics
 from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
 from bakong_console.api.ratelimit import Limiter, build_limiter
-from bakong_console.api.routes import payments, subscriptions, system
+from bakong_console.api.routes import cards, payments, subscriptions, system
 from bakong_console.api.security import SECURITY_SCHEMES, ClientAddress, required_scope
+from bakong_console.web import make_context, web_mounts
 from engine.config import ApiSettings
 from engine.runtime import Engine
 from engine.services.api_keys import ApiKeyService
@@ -95,9 +99,12 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
-    routers = (payments.router, subscriptions.router, system.router)
+    routers = (payments.router, cards.router, subscriptions.router, system.router)
     for router in routers:
         app.include_router(router)
+    # The payer's pages (/pay): plain HTML, their own headers and error pages, no API key.
+    app.state.web = make_context(engine)
+    app.router.routes.extend(web_mounts(app.state.web))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

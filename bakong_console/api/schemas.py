@@ -51,6 +51,7 @@ BillNumber = Annotated[str, _text(25, "Bill number written into the KHQR (tag 62
 CustomerId = Annotated[str, _text(100, "Your customer's id, for search.")]
 Description = Annotated[str, _text(500, "Free text kept with the payment.")]
 Reason = Annotated[str, _text(500, "Why; written to the audit log.")]
+RedirectUrl = Annotated[str, Field(max_length=2048, description="An absolute http:// or https:// URL.")]
 
 
 class Strict(BaseModel):
@@ -123,6 +124,18 @@ class PaymentCreate(Strict):
     description: Description | None = None
     timeout_minutes: Annotated[int, Field(ge=1, le=10080, description="How long the KHQR is valid (default: payments.default_timeout_minutes).")] | None = None
     deep_link: bool = Field(default=False, description="Also ask Bakong for a deep link (spends one Bakong request).")
+    checkout: bool = Field(
+        default=False,
+        description="Also open a hosted checkout page for the payer (`checkout_url`); implied by `success_url` or `cancel_url`.",
+    )
+    success_url: RedirectUrl | None = Field(default=None, description="Where the checkout page sends the payer once paid (http or https).")
+    cancel_url: RedirectUrl | None = Field(
+        default=None, description="Where the checkout page sends the payer when the payment expires or they cancel it (http or https)."
+    )
+
+    @property
+    def wants_checkout(self) -> bool:
+        return self.checkout or self.success_url is not None or self.cancel_url is not None
 
 
 class PaymentOut(BaseModel):
@@ -147,6 +160,11 @@ class PaymentOut(BaseModel):
     paid_at: datetime | None
     last_checked_at: datetime | None
     check_count: int
+    checkout_url: str | None = Field(
+        default=None,
+        description="The payer's checkout page (`/pay/<token>`, absolute when `web.public_url` is set); only in the answer "
+        "to a create that asked for a checkout. Each answer carries a link of its own; all open the same page.",
+    )
 
 
 class MonitorRequest(Strict):

@@ -25,9 +25,10 @@ from bakong_console.api.schemas import (
 from bakong_console.api.security import Principal, keyed_problems, require
 from engine.clock import utc
 from engine.services.payments import PaymentFilter
-from engine.errors import InvalidInput, InvalidTransition
+from engine.errors import IdempotencyConflict, InvalidInput, InvalidTransition
 from engine.money import to_minor
 from engine.records import PaymentStatus
+from engine.services.checkout import check_redirect_url
 
 __all__ = ["router"]
 
@@ -68,9 +69,18 @@ async def create_payment(
 ) -> Response:
     """A new PENDING payment with its dynamic KHQR. Idempotent per API key: the `Idempotency-Key`
     header (or, without it, the `reference`) names the request; repeating it returns the payment
-    it created (200), and reusing it for a different request is a 409 `idempotency-conflict`."""
+    it created (200), and reusing it for a different request is a 409 `idempotency-conflict`.
+
+    With `checkout` (or `success_url` / `cancel_url`) the answer carries `checkout_url`, the
+    payer's page: the card to scan, the amount, a countdown and a bank-app button on phones; it
+    turns PAID by itself, then sends the payer to `success_url` (expired or cancelled: to
+    `cancel_url`). A URL that is not absolute http(s) is a 422 naming the field."""
     engine = request.app.state.api.engine
     key = principal.key
+    checkout = body.wants_checkout
+    if checkout:  # refused before anything is created
+        check_redirect_url(body.success_url, "success_url")
+        check_redirect_url(body.cancel_url, "cancel_url")
     created = await engine.payments.initiate(
         body.amount,
         body.currency,
@@ -82,11 +92,23 @@ async def create_payment(
         customer_id=body.customer_id,
         description=body.description,
         timeout_minutes=body.timeout_minutes,
-        deep_link=body.deep_link,
+        # A checkout's phone button needs the deep link: asked for once, here, and stored.
+        deep_link=body.deep_link or (checkout and engine.settings.web.deep_links),
         api_key_id=key.id,
     )
+    data = payment_data(created.payment)
+    if checkout:
+        link = await engine.checkout.open(
+            created.payment.id, success_url=body.success_url, cancel_url=body.cancel_url, actor=principal.actor,
+            replay=not created.created,
+        )  # fmt: skip
+        data["checkout_url"] = engine.checkout.checkout_url(link)
+    elif not created.created and await engine.checkout.of_payment(created.payment.id) is not None:
+        raise IdempotencyConflict(
+            f"idempotency key {idempotency_key or body.reference!r} was already used for a payment with a checkout"
+        )
     headers = None if created.created else {"Idempotent-Replayed": "true"}
-    return ok(request, payment_data(created.payment), status=201 if created.created else 200, headers=headers)
+    return ok(request, data, status=201 if created.created else 200, headers=headers)
 
 
 @router.get(
