@@ -1,4 +1,4 @@
-"""`bakong-console payments`: list, show, check, cancel, resolve, mark paid, export."""
+"""`bakong-console payments`: list, show, card, check, cancel, resolve, mark paid, export."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from engine.db.payments import PaymentFilter
 from engine.errors import InvalidInput
 from engine.money import check_currency, to_minor
 from engine.records import Payment, PaymentStatus, StatusChange
+from engine.services.cards import card_format_of, payment_card, write_file_whole
 
 if TYPE_CHECKING:
     from engine.runtime import Engine
@@ -123,6 +124,20 @@ def show(ctx: typer.Context, ref: PaymentRef, as_json: Annotated[bool, typer.Opt
     typer.echo(f"checks    {payment.check_count} (last: {payment.last_check_result or '-'})")
     for line in history_block(changes):
         typer.echo(line)
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: PaymentRef,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The card file: FILE.png or FILE.svg (the format follows the extension).")],
+    size: Annotated[int | None, typer.Option("--size", metavar="PIXELS", help="Width in pixels: PNG up to 4000 (default 600); SVG: the width it asks for.")] = None,
+) -> None:
+    """Save the payment's KHQR card (what the payer scans) as PNG or SVG, written whole."""
+    fmt = card_format_of(output)
+    payment = _on_payment(ctx, ref, lambda engine, payment_id: engine.payments.get(payment_id))
+    write_file_whole(output, payment_card(payment, fmt, size=size).data)
+    typer.echo(f"{fmt.upper()}:  {output}")
 
 
 @app.command("check")

@@ -18,11 +18,12 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
+from engine.config import Settings, data_dir
 from engine.errors import InvalidInput
 from engine.khqr.card import render_card_png, render_card_svg
 from engine.records import Payment
 
-__all__ = ["CARD_MEDIA_TYPES", "Card", "card_format_of", "payment_card", "render_payment_card", "save_payment_card", "write_file_whole"]
+__all__ = ["CARD_MEDIA_TYPES", "Card", "card_format_of", "cards_directory", "payment_card", "render_payment_card", "save_payment_card", "write_file_whole"]
 
 #: Card format -> media type.
 CARD_MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -79,6 +80,12 @@ def write_file_whole(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):  # nothing was created when the folder is not there
             temporary.unlink()
         raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}", field="output") from None
+
+
+def cards_directory(settings: Settings) -> Path:
+    """Where the console saves cards: ``[console] cards_dir``, else ``cards/`` in the data directory."""
+    configured = settings.console.cards_dir.strip()
+    return Path(configured).expanduser() if configured else data_dir() / "cards"
 
 
 def save_payment_card(payment: Payment, directory: Path, *, size: int | None = None) -> Path:

@@ -132,7 +132,8 @@ class ResolveDialog(ModalScreen[Resolution | None]):
 
 
 class PaymentQRDialog(ModalScreen[None]):
-    """The payment's KHQR, large, for the customer to scan again."""
+    """The payment's KHQR, large, for the customer to scan again; the line under it says where
+    its card image was saved (``card_saved``)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,v", "dismiss", "Close", id="dialog.close")]
 
@@ -147,6 +148,11 @@ class PaymentQRDialog(ModalScreen[None]):
             with Horizontal(classes="dialog-row"):
                 yield Static(status_badge(self.payment.status.value), classes="dialog-badge")
                 yield Static(_summary(self.payment), classes="dialog-body", markup=False)
+            yield Static("", id="qr-card-path", classes="dialog-hint", markup=False)
+
+    def card_saved(self, path: object) -> None:
+        """Show where the payment's card image was written."""
+        self.query_one("#qr-card-path", Static).update(f"Card saved: {path}")
 
     def on_click(self) -> None:
         self.dismiss(None)

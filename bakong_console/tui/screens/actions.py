@@ -1,5 +1,5 @@
 """What an operator can do to "the payment in hand", shared by the board, the cashier and the
-detail screen: show its QR, "the customer says paid", cancel, resolve, and (SANDBOX only) pay it
+detail screen: show its QR (and save its card image), "the customer says paid", cancel, resolve, and (SANDBOX only) pay it
 through the built-in sandbox in full, with a wrong amount, or late.
 
 A screen mixes ``PaymentActions`` in and says which payment is in hand (``current_payment_id``).
@@ -8,6 +8,7 @@ Each action runs the engine call in an ``engine_work`` worker and reports throug
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
@@ -19,6 +20,7 @@ from bakong_console.tui.formatting import amount_text
 from bakong_console.tui.work import engine_work
 from engine.errors import InvalidInput, InvalidTransition
 from engine.records import Payment, PaymentStatus
+from engine.services.cards import cards_directory, save_payment_card
 
 __all__ = ["PAYMENT_ACTION_BINDINGS", "SANDBOX_BINDINGS", "PaymentActions"]
 
@@ -96,7 +98,14 @@ class PaymentActions(Screen[Any]):
     @engine_work(group="payment-action", what="show the QR")
     async def _show_qr(self, payment_id: str) -> None:
         payment = await self.app.engine.payments.get(payment_id)
-        self.app.push_screen(PaymentQRDialog(payment))
+        dialog = PaymentQRDialog(payment)
+        self.app.push_screen(dialog)
+        # The card image (for printing, a chat, a second screen) is saved as the QR is shown;
+        # drawing a PNG is CPU work, off the event loop.
+        path = await asyncio.to_thread(save_payment_card, payment, cards_directory(self.app.engine.settings))
+        if dialog.is_attached:
+            dialog.card_saved(path)
+        self.notify(f"{_name(payment)}: card saved to {path}", title="KHQR card")
 
     @engine_work(group="payment-action", what="check the payment now")
     async def _check_now(self, payment_id: str) -> None:
