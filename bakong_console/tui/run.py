@@ -1,6 +1,7 @@
-"""Running the console for real: open the engine (with its workers), run the App, close the
-engine however the App ends — ``q``, Ctrl+C, SIGTERM, SIGHUP or SIGINT — so the worker leases
-are released and another process can take the jobs over at once.
+"""Running the console for real: open the engine (with its workers) and the server of the payer's
+pages (``[web]``, ``bakong_console.web.server``), run the App, close both however the App ends —
+``q``, Ctrl+C, SIGTERM, SIGHUP or SIGINT — so the worker leases are released and another process
+can take the jobs over at once.
 
 While the App owns the terminal, log records go to ``console.log`` in the data directory
 instead of stderr (a log line on stderr would tear the screen); the error dialog points there.
@@ -46,11 +47,12 @@ def _log_to_file(path: Path):  # type: ignore[no-untyped-def]
 async def run_console(settings: Settings, *, clock: Clock | None = None) -> int:
     """Open the engine, run the console until it is quit or signalled, close the engine."""
     from bakong_console.tui.app import create_app
+    from bakong_console.web.server import console_web_server
     from engine.runtime import Engine
 
     loop = asyncio.get_running_loop()
     with _log_to_file(console_log_path()):
-        async with Engine.open(settings, clock=clock, run_workers=True) as engine:
+        async with Engine.open(settings, clock=clock, run_workers=True) as engine, console_web_server(engine):
             app = create_app(engine)
 
             def stop(signum: int) -> None:
