@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,13 +90,11 @@ class WebContext:
     ) -> HTMLResponse:
         """A page in the payer's language (remembered when they just chose it)."""
         lang, chosen = self.language(request)
-        base = request.scope.get("root_path", "")
         page = self.templates.get_template(template).render(
             lang=lang,
             t=TEXTS[lang],
             languages=LANGUAGES,
             static=lambda name: f"{_pay_root(request)}/static/{name}?v={self.static_versions.get(name, '0')}",
-            base=base,
             sandbox=self.engine.info.sandbox,
             **values,
         )
@@ -148,7 +145,7 @@ async def _engine_error(request: Request, exc: Exception) -> Response:
         wait = max(1, int(exc.retry_after + 0.999))
         return error_page(request, 429, detail=exc.message, headers={"Retry-After": str(wait)})
     if isinstance(exc, (E.StorageError, E.ConfigError, E.DataKeyError)):
-        log.error("payer page %s: %s: %s", request.url.path.split("/")[1] if "/" in request.url.path else "", exc.kind, exc.message)
+        log.error("payer page: %s: %s", exc.kind, exc.message)  # never the path: it holds the token
         return error_page(request, 503)
     status = exc.http_status if exc.http_status in (404, 409, 410) else 400
     return error_page(request, status, detail=exc.message)
@@ -191,7 +188,6 @@ def make_context(engine: Engine) -> WebContext:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    templates.filters["tojson_attr"] = lambda value: json.dumps(value, separators=(",", ":"))
     return WebContext(
         engine=engine,
         addresses=ClientAddress(engine.settings.api.trusted_proxies),

@@ -9,6 +9,7 @@ fail in CI (``CI=true``), like the PostgreSQL tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -99,29 +100,41 @@ class Served:
         return self.base_url + path
 
 
+@contextlib.asynccontextmanager
+async def listening(config: uvicorn.Config, *, before_stop: Any = None) -> AsyncIterator[int]:
+    """Serve ``config``'s app on a free loopback port in this event loop; yields the port."""
+    port = free_port()
+    config.host, config.port = "127.0.0.1", port
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "the server did not start"
+        yield port
+    finally:
+        if before_stop is not None:
+            before_stop()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
 @pytest.fixture
 async def served(web_settings: Settings) -> AsyncIterator[Served]:
     clock = MovableClock()
     async with Engine.open(web_settings, clock=clock, run_workers=True, migrate=True, holder="web-test") as engine:
         _, key = await engine.api_keys.create("shop-backend", None, actor=Actor(ActorType.CLI, "test"))
         app = create_app(engine)
-        port = free_port()
-        server = uvicorn.Server(uvicorn_config(app, web_settings.api, host="127.0.0.1", port=port))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        task = asyncio.create_task(server.serve())
         try:
-            for _ in range(500):
-                if server.started:
-                    break
-                await asyncio.sleep(0.01)
-            assert server.started, "the server did not start"
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                yield Served(engine, clock, base, key, client)
+            # Open event streams end first: uvicorn waits for open responses before it stops.
+            async with listening(uvicorn_config(app, web_settings.api), before_stop=app.state.web.close) as port:
+                base = f"http://127.0.0.1:{port}"
+                async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+                    yield Served(engine, clock, base, key, client)
         finally:
-            app.state.web.close()
-            server.should_exit = True
-            await asyncio.wait_for(task, 15)
             await app.state.api.aclose()
 
 
@@ -170,19 +183,8 @@ async def _shop_page(scope: Any, receive: Any, send: Any) -> None:
 @pytest.fixture
 async def shop() -> AsyncIterator[str]:
     """The shop's site (any path answers a page saying "The shop"): its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(_shop_page, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
+    async with listening(uvicorn.Config(_shop_page, lifespan="off", log_level="warning")) as port:
         yield f"http://localhost:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Each test keeps a screenshot of every state it reaches (paths printed, shown on 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 
@@ -226,4 +225,3 @@ async def test_an_open_page_follows_a_change_made_by_another_process(served: Ser
         await other.payments.cancel(payment["id"], actor=_admin(), reason="cashier cancelled")
     await page.wait_for_selector('#checkout[data-state="cancelled"]', timeout=10_000)
     await page.wait_for_url(cancel_url, timeout=10_000)
-    await asyncio.sleep(0)
