@@ -30,6 +30,7 @@ from bakong_console.api.problems import FieldError, Problem, install_problem_han
 from bakong_console.api.ratelimit import Limiter, build_limiter
 from bakong_console.api.routes import cards, payments, subscriptions, system
 from bakong_console.api.security import SECURITY_SCHEMES, ClientAddress, required_scope
+from bakong_console.web.app import make_context, web_mounts
 from engine.config import ApiSettings
 from engine.runtime import Engine
 from engine.services.api_keys import ApiKeyService
@@ -102,9 +103,7 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     # The payer's pages (/pay): plain HTML, their own headers and error pages, no API key.
-    from bakong_console.web.app import make_context, web_mounts  # the pages import the API's address rules
-
-    app.state.web = make_context(engine)
+    app.state.web = make_context(engine, client_address=app.state.api.addresses.of)
     app.router.routes.extend(web_mounts(app.state.web))
 
     def openapi() -> dict[str, Any]:

@@ -4,7 +4,7 @@
 Each mount is a Starlette app of its own with the security headers (``web.security``), its own
 plain error pages (a payer never sees a traceback or a problem document) and the shared
 ``WebContext``: the engine, the Jinja2 templates (``web/templates``, autoescaped), the client
-address resolver (``api.trusted_proxies`` applies here too) and the ``closing`` event that ends
+address rule (`serve` hands in the API's, so ``api.trusted_proxies`` applies) and the ``closing`` event that ends
 every open event stream when the server stops (uvicorn waits for open responses to finish).
 
 Static files (``web/static``: one script, one style sheet) are served under ``/pay/static/``
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,6 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from bakong_console.api.security import ClientAddress
 from bakong_console.web.i18n import LANGUAGE_COOKIE, LANGUAGES, TEXTS, language_of
 from bakong_console.web.security import SecurityHeaders
 from engine import errors as E
@@ -59,7 +59,8 @@ class WebContext:
     """What every payer's page needs, shared by the mounts of one server."""
 
     engine: Engine
-    addresses: ClientAddress
+    #: The payer's address for the audit log (the API's rule, trusted proxies included, in `serve`).
+    client_address: Callable[[Request], str]
     templates: Environment
     static_versions: dict[str, str]
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -74,7 +75,7 @@ class WebContext:
 
     def actor(self, request: Request, name: str) -> Actor:
         """The payer at ``request``'s address, acting through the page ``name``."""
-        return Actor(ActorType.PAYER, name, source_ip=self.addresses.of(request))
+        return Actor(ActorType.PAYER, name, source_ip=self.client_address(request))
 
     def language(self, request: Request) -> tuple[str, bool]:
         return language_of(request.query_params, request.cookies, self.settings.display.language)
@@ -181,7 +182,14 @@ def _sub_app(ctx: WebContext, routes: list[BaseRoute]) -> Starlette:
     return app
 
 
-def make_context(engine: Engine) -> WebContext:
+def peer_address(request: Request) -> str:
+    """The connection's own address: the console's server believes no proxy."""
+    return request.client.host if request.client else "unknown"
+
+
+def make_context(engine: Engine, *, client_address: Callable[[Request], str] = peer_address) -> WebContext:
+    """The pages' context; ``client_address`` tells who a request comes from (`serve` passes the
+    API's, which believes ``X-Forwarded-For`` from ``api.trusted_proxies`` only)."""
     templates = Environment(
         loader=FileSystemLoader(WEB_DIR / "templates"),
         autoescape=select_autoescape(["html"]),
@@ -190,7 +198,7 @@ def make_context(engine: Engine) -> WebContext:
     )
     return WebContext(
         engine=engine,
-        addresses=ClientAddress(engine.settings.api.trusted_proxies),
+        client_address=client_address,
         templates=templates,
         static_versions=_static_versions(),
     )

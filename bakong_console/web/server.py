@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from bakong_console.api.server import uvicorn_config
 from bakong_console.web.app import create_web_app
 from engine.runtime import Engine
 
@@ -43,7 +42,12 @@ async def console_web_server(engine: Engine) -> AsyncIterator[str | None]:
         yield None
         return
     app = create_web_app(engine)
-    server = uvicorn.Server(uvicorn_config(app, engine.settings.api, host=web.host, port=web.port))
+    # As `serve` runs the API: no proxy headers believed, no Server header, quiet.
+    config = uvicorn.Config(
+        app, host=web.host, port=web.port, lifespan="off", proxy_headers=False, server_header=False,
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the console's are installed
     where = f"{web.host}:{web.port}"
     task = asyncio.create_task(_serve(server, where), name="console.web")

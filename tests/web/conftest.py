@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +27,8 @@ from engine.clock import SystemClock
 from engine.config import Settings
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings
+from tests.support.net import free_port
+from tests.support.settings import make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,11 +54,6 @@ class MovableClock(SystemClock):
     def forward(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bakong_console.cli.main import app
 from engine.khqr.card import render_card_png, render_card_svg
-from tests.conftest import TEST_DATA_KEY
+from tests.support.settings import TEST_DATA_KEY
 
 runner = CliRunner()
 

@@ -14,13 +14,12 @@ from engine.errors import CheckoutEnded, IdempotencyConflict, InvalidInput, Inva
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
 from engine.services.checkout import PayerState, check_redirect_url, hash_token, url_origin
-from tests.engine.conftest import engine, engine_settings, settle  # noqa: F401  (fixtures)
 
 BACKEND = Actor(ActorType.API_KEY, "shop-backend", source_ip="203.0.113.7")
 PAYER = Actor(ActorType.PAYER, "checkout page", source_ip="198.51.100.20")
 
 
-async def _checkout(engine: Engine, **urls: str | None):  # noqa: F811, ANN202
+async def _checkout(engine: Engine, **urls: str | None):  # noqa: ANN202
     created = await engine.payments.initiate("4.00", "USD", actor=BACKEND)
     link = await engine.checkout.open(
         created.payment.id, success_url=urls.get("success_url"), cancel_url=urls.get("cancel_url"), actor=BACKEND
@@ -28,7 +27,7 @@ async def _checkout(engine: Engine, **urls: str | None):  # noqa: F811, ANN202
     return created.payment, link
 
 
-async def test_a_link_opens_its_payment_and_only_its_hash_is_stored(engine: Engine) -> None:  # noqa: F811
+async def test_a_link_opens_its_payment_and_only_its_hash_is_stored(engine: Engine) -> None:
     payment, link = await _checkout(engine, success_url="https://shop.example/ok", cancel_url="https://shop.example/cart")
     other, other_link = await _checkout(engine)
     assert len(link.token) == 43 and link.path == f"/pay/{link.token}"
@@ -46,13 +45,13 @@ async def test_a_link_opens_its_payment_and_only_its_hash_is_stored(engine: Engi
 
 
 @pytest.mark.parametrize("mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t[:20], lambda t: "x" * 43, lambda t: t + "="])
-async def test_a_wrong_token_is_not_found_whatever_is_wrong(engine: Engine, mangle) -> None:  # noqa: F811, ANN001
+async def test_a_wrong_token_is_not_found_whatever_is_wrong(engine: Engine, mangle) -> None:  # noqa: ANN001
     _, link = await _checkout(engine)
     with pytest.raises(NotFound):
         await engine.checkout.view(mangle(link.token))
 
 
-async def test_a_link_shows_the_result_for_the_grace_period_then_is_gone(engine: Engine, clock: ManualClock) -> None:  # noqa: F811
+async def test_a_link_shows_the_result_for_the_grace_period_then_is_gone(engine: Engine, clock: ManualClock) -> None:
     payment, link = await _checkout(engine, cancel_url="https://shop.example/cart")
     clock.advance(60)
     await engine.payments.cancel(payment.id, actor=BACKEND, reason="customer left")
@@ -65,7 +64,7 @@ async def test_a_link_shows_the_result_for_the_grace_period_then_is_gone(engine:
         await engine.checkout.view(link.token)
 
 
-async def test_i_have_paid_is_acted_on_once_per_interval_per_payment(engine: Engine, clock: ManualClock) -> None:  # noqa: F811
+async def test_i_have_paid_is_acted_on_once_per_interval_per_payment(engine: Engine, clock: ManualClock) -> None:
     payment, link = await _checkout(engine)
     second = await engine.checkout.open(payment.id, success_url=None, cancel_url=None, actor=BACKEND, replay=True)
     await engine.checkout.claim_paid(link.token, actor=PAYER)
@@ -81,7 +80,7 @@ async def test_i_have_paid_is_acted_on_once_per_interval_per_payment(engine: Eng
     assert [(e.actor_type, e.actor, e.source_ip) for e in entries] == [("payer", "checkout page", "198.51.100.20")] * 2
 
 
-async def test_cancel_follows_the_api_rule(engine: Engine) -> None:  # noqa: F811
+async def test_cancel_follows_the_api_rule(engine: Engine) -> None:
     payment, link = await _checkout(engine)
     view = await engine.checkout.cancel(link.token, actor=PAYER)
     assert view.payment.status is PaymentStatus.CANCELLED
@@ -91,7 +90,7 @@ async def test_cancel_follows_the_api_rule(engine: Engine) -> None:  # noqa: F81
     assert history[-1].reason == "cancelled by the payer on the checkout page"
 
 
-async def test_replays_must_ask_for_the_same_checkout(engine: Engine) -> None:  # noqa: F811
+async def test_replays_must_ask_for_the_same_checkout(engine: Engine) -> None:
     payment, _ = await _checkout(engine, success_url="https://shop.example/ok")
     with pytest.raises(IdempotencyConflict):
         await engine.checkout.open(payment.id, success_url="https://evil.example/ok", cancel_url=None, actor=BACKEND, replay=True)

@@ -5,7 +5,6 @@ streams end when it stops."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 
@@ -13,8 +12,8 @@ from bakong_console.web.server import console_web_server
 from engine.clock import SystemClock
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings
-from tests.web.conftest import free_port
+from tests.support.net import free_port, taken_port
+from tests.support.settings import make_settings
 
 ADMIN = Actor(ActorType.CLI, "test")
 
@@ -41,10 +40,8 @@ async def test_the_console_serves_the_pages_and_stops_with_open_streams(sqlite_u
 
 
 async def test_a_taken_port_leaves_the_console_without_pages(sqlite_url: str) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        settings = make_settings(sqlite_url, web={"port": taken.getsockname()[1]})
+    with taken_port() as port:
+        settings = make_settings(sqlite_url, web={"port": port})
         async with Engine.open(settings, clock=SystemClock(), migrate=True) as engine:
             async with console_web_server(engine) as url:
                 assert url is None

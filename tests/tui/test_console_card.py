@@ -13,7 +13,8 @@ from engine.clock import ManualClock
 from engine.config import Settings, data_dir
 from engine.khqr.card import render_card_png
 from engine.runtime import Engine
-from tests.tui.conftest import OPERATOR, console_app, engine, quiet, wait_until  # noqa: F401  (the engine fixture)
+from tests.support.settings import make_settings
+from tests.tui.conftest import OPERATOR, console_app, quiet, wait_until
 
 
 @pytest.fixture
@@ -22,9 +23,7 @@ def cards_dir() -> str:
 
 
 @pytest.fixture
-def console_settings(sqlite_url: str, cards_dir: str) -> Settings:
-    from tests.engine.conftest import make_settings
-
+def engine_settings(sqlite_url: str, cards_dir: str) -> Settings:
     return make_settings(sqlite_url, console={"cards_dir": cards_dir})
 
 
@@ -32,7 +31,7 @@ def _line(app) -> str:  # noqa: ANN001
     return str(app.screen.query_one("#qr-card-path", Static).render())
 
 
-async def test_v_shows_the_qr_and_saves_the_card(engine: Engine, clock: ManualClock) -> None:  # noqa: F811
+async def test_v_shows_the_qr_and_saves_the_card(engine: Engine, clock: ManualClock) -> None:
     payment = (await engine.payments.initiate("7.77", "USD", actor=OPERATOR, reference="table-9")).payment
     app = console_app(engine)
     async with app.run_test(size=(100, 40)) as pilot:
@@ -46,7 +45,7 @@ async def test_v_shows_the_qr_and_saves_the_card(engine: Engine, clock: ManualCl
 
 
 @pytest.mark.parametrize("cards_dir", ["~/printed/cards"])
-async def test_cards_dir_from_the_settings(engine: Engine, clock: ManualClock) -> None:  # noqa: F811
+async def test_cards_dir_from_the_settings(engine: Engine, clock: ManualClock) -> None:
     folder = Path.home() / "printed" / "cards"  # the test's own home (isolated_home)
     payment = (await engine.payments.initiate("5000", "KHR", actor=OPERATOR)).payment
     app = console_app(engine)

@@ -10,8 +10,7 @@ import pytest
 
 from engine.config import Settings
 from engine.runtime import Engine
-from tests.api.conftest import app, auth, client, key, make_key  # noqa: F401  (fixtures)
-from tests.engine.conftest import engine, make_settings  # noqa: F401  (fixtures)
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def engine_settings(db_url: str, web_overrides: dict[str, Any]) -> Settings:
     return make_settings(db_url, bakong={"max_retries": 0}, web=web_overrides)
 
 
-async def _create(client: httpx.AsyncClient, auth: dict[str, str], **body: Any) -> httpx.Response:  # noqa: F811
+async def _create(client: httpx.AsyncClient, auth: dict[str, str], **body: Any) -> httpx.Response:
     return await client.post("/api/payments/create", json={"amount": "12.50", "currency": "USD", **body}, headers=auth)
 
 
@@ -33,7 +32,7 @@ async def _create(client: httpx.AsyncClient, auth: dict[str, str], **body: Any) 
     [("success_url", "ftp://shop.example/ok"), ("cancel_url", "javascript:alert(1)"), ("success_url", "/paid"), ("cancel_url", 42)],
 )
 async def test_a_bad_redirect_url_is_a_422_naming_the_field_and_creates_nothing(
-    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, field: str, value: Any  # noqa: F811
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, field: str, value: Any
 ) -> None:
     response = await _create(client, auth, **{field: value}, reference="order-9")
     assert response.status_code == 422
@@ -45,7 +44,7 @@ async def test_a_bad_redirect_url_is_a_422_naming_the_field_and_creates_nothing(
 
 
 async def test_create_with_a_checkout_answers_a_relative_checkout_url_and_a_deep_link(
-    client: httpx.AsyncClient, auth: dict[str, str]  # noqa: F811
+    client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     response = await _create(client, auth, success_url="https://shop.example/ok")
     assert response.status_code == 201
@@ -59,13 +58,13 @@ async def test_create_with_a_checkout_answers_a_relative_checkout_url_and_a_deep
 
 
 @pytest.mark.parametrize("web_overrides", [{"public_url": "https://pay.example.com/", "deep_links": False}])
-async def test_checkout_url_is_absolute_under_public_url(client: httpx.AsyncClient, auth: dict[str, str]) -> None:  # noqa: F811
+async def test_checkout_url_is_absolute_under_public_url(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     data = (await _create(client, auth, checkout=True)).json()["data"]
     assert data["checkout_url"].startswith("https://pay.example.com/pay/")
     assert data["deep_link"] is None
 
 
-async def test_replays_get_links_of_their_own_and_must_ask_the_same(client: httpx.AsyncClient, auth: dict[str, str]) -> None:  # noqa: F811
+async def test_replays_get_links_of_their_own_and_must_ask_the_same(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     body = {"reference": "order-77", "success_url": "https://shop.example/ok"}
     first = (await _create(client, auth, **body)).json()["data"]
     again = await _create(client, auth, **body)
@@ -80,7 +79,7 @@ async def test_replays_get_links_of_their_own_and_must_ask_the_same(client: http
     assert without.status_code == 409
 
 
-async def test_pages_carry_a_strict_policy_and_answer_plain_errors(client: httpx.AsyncClient, auth: dict[str, str]) -> None:  # noqa: F811
+async def test_pages_carry_a_strict_policy_and_answer_plain_errors(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
     data = (await _create(client, auth, success_url="https://shop.example/ok", cancel_url="http://127.0.0.1:9000/cart")).json()["data"]
     page = await client.get(data["checkout_url"])
     csp = page.headers["content-security-policy"]
@@ -102,7 +101,7 @@ async def test_pages_carry_a_strict_policy_and_answer_plain_errors(client: httpx
     assert script.status_code == 200 and "immutable" in script.headers["cache-control"]
 
 
-async def test_card_images_are_cacheable_with_an_etag(client: httpx.AsyncClient, auth: dict[str, str], make_key) -> None:  # noqa: F811, ANN001
+async def test_card_images_are_cacheable_with_an_etag(client: httpx.AsyncClient, auth: dict[str, str], make_key) -> None:  # noqa: ANN001
     data = (await _create(client, auth)).json()["data"]
     png = await client.get(f"/api/payments/{data['id']}/qr.png", headers=auth)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
