@@ -46,6 +46,7 @@ __all__ = [
     "data_dir",
     "discover_config_path",
     "load_settings",
+    "parse_backup_at",
     "parse_config_text",
     "read_config_file",
 ]
@@ -146,6 +147,12 @@ class DatabaseSettings:
     #: Seconds SQLite waits on a locked database before failing.
     sqlite_busy_timeout: float = 10.0
     echo: bool = False
+    #: Where the nightly backups go (a directory; empty: no nightly backup).
+    backup_dir: str = ""
+    #: How many nightly backups are kept there (the oldest beyond it are deleted).
+    backup_keep: int = 7
+    #: When the nightly backup is taken, "HH:MM" Phnom Penh time (the engine's day, as Bakong's).
+    backup_at: str = "03:00"
 
 
 @dataclass(frozen=True)
@@ -415,6 +422,15 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+def parse_backup_at(text: str) -> tuple[int, int] | None:
+    """``"03:00"`` -> (3, 0); None when it is not a time of day."""
+    hours, sep, minutes = text.strip().partition(":")
+    if not sep or not (hours.isdigit() and minutes.isdigit()) or len(minutes) != 2 or len(hours) > 2:
+        return None
+    h, m = int(hours), int(minutes)
+    return (h, m) if h < 24 and m < 60 else None
+
+
 def discover_config_path(explicit: str | Path | None = None) -> Path | None:
     """The config file to read, or None when there is none (defaults apply)."""
     if explicit:
@@ -619,6 +635,11 @@ def _check_consistency(settings: Settings, origin: str) -> None:
             raise ConfigError(f"{origin}: web.public_url: must be an http:// or https:// address like https://pay.example.com, got {public_url!r}")
     if settings.web.port == 0 or settings.web.port > 65535:
         raise ConfigError(f"{origin}: web.port: must be from 1 to 65535")
+    database = settings.database
+    if database.backup_keep < 1:
+        raise ConfigError(f"{origin}: database.backup_keep: must be at least 1 (the backup just taken is kept)")
+    if parse_backup_at(database.backup_at) is None:
+        raise ConfigError(f"{origin}: database.backup_at: must be a time of day as HH:MM (00:00 to 23:59), got {database.backup_at!r}")
     url = settings.database.url
     if url and not (url.startswith("sqlite") or url.startswith("postgresql")):
         raise ConfigError(f"{origin}: database.url: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")

@@ -45,6 +45,7 @@ ALERT_QUOTA_EXHAUSTED = "alert.bakong_quota_exhausted"
 ALERT_BAKONG_UNREACHABLE = "alert.bakong_unreachable"
 ALERT_BAKONG_RECOVERED = "alert.bakong_recovered"
 ALERT_WEBHOOK_ENDPOINT_DISABLED = "alert.webhook_endpoint_disabled"
+ALERT_BACKUP_FAILED = "alert.backup_failed"
 
 WEBHOOK_TEST = "webhook.test"
 

@@ -48,6 +48,7 @@ from engine.services.payments import PaymentService
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
 from engine.services.webhooks import WebhookService
+from engine.workers.backup import NightlyBackup
 from engine.workers.base import Worker, WorkerRunner, WorkerStatus
 from engine.workers.deliverer import Deliverer
 from engine.workers.expirer import Expirer
@@ -173,12 +174,14 @@ class Engine:
             await storage.db.dispose()
 
     def build_workers(self) -> list[Worker]:
-        """Every background job of the engine, in start order."""
+        """Every background job of the engine, in start order (the nightly backup only when
+        ``database.backup_dir`` is set)."""
         return [
             Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
             Expirer(self.storage, self.settings, clock=self.clock, allowance=lambda: self.poller_state.allowance),
             Renewer(self.subscriptions),
             Deliverer(self.storage, self.settings, clock=self.clock, sender=self.webhooks.sender, rng=self.rng),
+            *([NightlyBackup(self.storage, self.settings, clock=self.clock)] if self.settings.database.backup_dir else []),
         ]  # fmt: skip
 
     def _tick_for(self, worker: Worker) -> float:

@@ -1,17 +1,18 @@
-"""`bakong-console db`: migrate and inspect the database schema."""
+"""`bakong-console db`: migrate and inspect the database schema, back it up and restore it."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bakong_console.cli.context import state
+from bakong_console.cli.context import cli_actor, state
 from engine.db.database import Database
 from engine.db.migrate import current_revision, head_revision, upgrade
 
-app = typer.Typer(help="Create, migrate and inspect the database.", no_args_is_help=True)
+app = typer.Typer(help="Create, migrate, inspect, back up and restore the database.", no_args_is_help=True)
 
 
 def _database(ctx: typer.Context) -> Database:
@@ -57,3 +58,48 @@ def current_cmd(ctx: typer.Context) -> None:
     head = head_revision()
     status = "up to date" if rev == head else f"behind: run `bakong-console db upgrade` (head is {head})"
     typer.echo(f"{where}: {rev or 'empty'} ({status})")
+
+
+@app.command("backup")
+def backup_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The backup file to write (0600).", dir_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Write a consistent copy of the database to FILE, safe while a daemon runs.
+
+    SQLite: SQLite's online backup API. PostgreSQL: pg_dump (custom format), whose command is
+    printed first, its password redacted."""
+    from engine.services.backups import backup_database, pg_dump_display
+
+    settings = state(ctx).settings()
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        typer.echo(f"running: {pg_dump_display(url, file.expanduser().absolute())}")
+    done = asyncio.run(backup_database(url, file, busy_timeout=settings.database.sqlite_busy_timeout, replace=force))
+    typer.echo(f"backed up {done.database} to {done.path} ({done.bytes:,} bytes)")
+
+
+@app.command("restore")
+def restore_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file written by `bakong-console db backup` (or the nightly backup).", dir_okay=False)],
+) -> None:
+    """Put the backup FILE in place of the database; refused while a daemon or console runs on it.
+
+    The current database is kept beside it (FILE's directory on PostgreSQL), a backup behind
+    this version's schema is migrated, and the data key must open the backup's secrets."""
+    from engine.clock import SystemClock
+    from engine.services.backups import restore_database
+
+    settings = state(ctx).settings()
+    done = asyncio.run(
+        restore_database(settings, file, clock=SystemClock(), actor=cli_actor(), on_command=lambda c: typer.echo(f"running: {c}"))
+    )
+    if done.kept is not None:
+        typer.echo(f"kept the database it replaces as {done.kept}")
+    migrated = f" (migrated from {done.revision_before})" if done.revision_before != done.revision else ""
+    typer.echo(f"restored {done.path} into {done.database}: schema at {done.revision}{migrated}, the data key opens its stored secrets ({done.secrets_tried} tried)")
+    if done.key_problem:
+        typer.echo(f"warning: {done.key_problem}", err=True)
+    typer.echo("next: `bakong-console doctor`, then start the daemon again")

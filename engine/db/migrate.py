@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from engine.db.database import Database, storage_errors
 from engine.errors import StorageError
 
-__all__ = ["current_revision", "head_revision", "script_location", "upgrade", "ensure_schema"]
+__all__ = ["current_revision", "ensure_schema", "head_revision", "is_known_revision", "script_location", "upgrade"]
 
 
 def script_location() -> Path:
@@ -41,6 +41,12 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the project always ships migrations
         raise StorageError("no migrations found")
     return head
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this installation's migrations include ``revision`` (a database written by a newer
+    version is at a revision this one has never heard of)."""
+    return any(script.revision == revision for script in ScriptDirectory.from_config(_config()).walk_revisions())
 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:
