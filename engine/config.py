@@ -60,7 +60,16 @@ def config_dir() -> Path:
     return Path(base) / APP_NAME
 
 
+#: Names the data directory outright (the service unit pins it with this).
+DATA_DIR_ENV = "BAKONG_CONSOLE_DATA_DIR"
+
+
 def data_dir() -> Path:
+    """Where the embedded database and its key file live: ``$BAKONG_CONSOLE_DATA_DIR``, else
+    ``$XDG_DATA_HOME/bakong-console`` (``~/.local/share/bakong-console``)."""
+    explicit = os.environ.get(DATA_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / APP_NAME
 

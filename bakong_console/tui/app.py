@@ -167,6 +167,7 @@ class BakongConsoleApp(App[int]):
             ev.ALERT_QUOTA_EXHAUSTED: ("quota", "error", "Bakong quota spent"),
             ev.ALERT_BAKONG_UNREACHABLE: ("bakong", "error", "Bakong unreachable"),
             ev.ALERT_WEBHOOK_ENDPOINT_DISABLED: (f"webhook:{event.subject_id}", "warning", "Webhook endpoint disabled"),
+            ev.ALERT_BACKUP_FAILED: ("backup", "error", "Backup failed"),
         }.get(event.type, (event.type, "warning", "Alert"))
         if event.type == ev.ALERT_QUOTA_EXHAUSTED and event.payload.get("until"):
             text = f"Bakong quota spent until {clock_time(parse_instant(str(event.payload['until'])))}"
