@@ -41,6 +41,7 @@ __all__ = [
     "pg_archive_revision",
     "pg_archive_tables",
     "quiesce_sqlite",
+    "remove_sqlite_files",
     "require_pg_archive",
     "run_pg",
     "sqlite_backup",
@@ -109,7 +110,8 @@ def _temp_beside(target: Path, label: str) -> Path:
     raise StorageError(f"cannot create a temporary file in {target.parent}")  # pragma: no cover
 
 
-def _remove_sqlite_files(path: Path) -> None:
+def remove_sqlite_files(path: Path) -> None:
+    """Delete a database file and whatever SQLite left beside it (a failed or abandoned copy)."""
     for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             path.with_name(path.name + suffix).unlink()
@@ -168,7 +170,7 @@ def sqlite_backup(source: Path, target: Path, *, busy_timeout: float = 10.0) -> 
             src.close()
         _commit_file(temp, target)
     except BaseException:
-        _remove_sqlite_files(temp)
+        remove_sqlite_files(temp)
         raise
     return target.stat().st_size
 
@@ -182,12 +184,20 @@ class SqliteBackupInfo:
     tables: frozenset[str] = field(default_factory=frozenset)
 
 
-def inspect_sqlite_backup(path: Path) -> SqliteBackupInfo:
-    """Check ``path`` is a sound SQLite database written by this engine; refuse it otherwise."""
+def _first_bytes(path: Path, n: int) -> bytes:
+    """The start of a backup file, which says what kind of file it is."""
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
-    with path.open("rb") as fh:
-        header = fh.read(16)
+    try:
+        with path.open("rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it: {exc.strerror}") from None
+
+
+def inspect_sqlite_backup(path: Path) -> SqliteBackupInfo:
+    """Check ``path`` is a sound SQLite database written by this engine; refuse it otherwise."""
+    header = _first_bytes(path, len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         kind = "a pg_dump archive (for PostgreSQL)" if header.startswith(PG_ARCHIVE_MAGIC) else "not a SQLite database"
         raise InvalidInput(f"{path}: {kind}")
@@ -220,10 +230,10 @@ def stage_sqlite_restore(backup: Path, target: Path) -> Path:
         finally:
             src.close()
     except sqlite3.Error as exc:
-        _remove_sqlite_files(temp)
+        remove_sqlite_files(temp)
         raise StorageError(f"cannot copy {backup}: {exc}") from None
     except BaseException:
-        _remove_sqlite_files(temp)
+        remove_sqlite_files(temp)
         raise
     return temp
 
@@ -371,10 +381,7 @@ def pg_archive_revision(script: str) -> str | None:
 
 def require_pg_archive(path: Path) -> None:
     """Refuse a file that is not a pg_dump custom-format archive."""
-    if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
-    with path.open("rb") as fh:
-        magic = fh.read(5)
+    magic = _first_bytes(path, len(PG_ARCHIVE_MAGIC))
     if magic != PG_ARCHIVE_MAGIC:
         what = "a SQLite database (for a SQLite installation)" if magic == SQLITE_HEADER[:5] else "not a pg_dump custom-format archive"
         raise InvalidInput(f"{path}: {what}; `bakong-console db backup` writes one for PostgreSQL")

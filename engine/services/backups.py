@@ -216,6 +216,16 @@ async def restore_database(
     return await _restore_postgres(settings, source, clock=clock, actor=actor, on_command=on_command)
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... if a restore in the same second kept one there already."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}" if path.suffix == ".dump" else f"{path.name}-{n}")
+    return candidate
+
+
 def _check_revision(revision: str | None, source: Path) -> None:
     if revision is None:
         raise InvalidInput(f"{source}: its schema is empty (never migrated): not a backup of a working database")
@@ -246,12 +256,10 @@ async def _restore_sqlite(settings: Settings, info: files.SqliteBackupInfo, *, c
         kept = None
         if target.exists():
             await asyncio.to_thread(files.quiesce_sqlite, target, timeout=settings.database.sqlite_busy_timeout)
-            kept = target.with_name(f"{target.name}.before-restore-{_stamp(clock.now())}")
+            kept = _unused(target.with_name(f"{target.name}.before-restore-{_stamp(clock.now())}"))
         files.swap_in(staged, target, kept)
     except BaseException:
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                staged.with_name(staged.name + suffix).unlink()
+        files.remove_sqlite_files(staged)
         raise
     return RestoreDone(info.path, _describe(url), kept, before, after, cleared, checked.tried)
 
@@ -271,7 +279,7 @@ async def _restore_postgres(
     _check_revision(files.pg_archive_revision(script), source)
     cipher = _cipher(settings)
     name = make_url(url).database or "database"
-    kept = source.parent / f"{name}.before-restore-{_stamp(clock.now())}.dump"
+    kept = _unused(source.parent / f"{name}.before-restore-{_stamp(clock.now())}.dump")
     if on_command is not None:
         on_command(pg_dump_display(url, kept))
     await backup_database(url, kept, busy_timeout=settings.database.sqlite_busy_timeout)

@@ -5,13 +5,16 @@ It runs under its lease like every worker, so one process takes it whatever numb
 and consoles share the database. What was done is kept in the engine state (``backup.nightly``),
 so a daemon restarted after 03:00, or another process that took the lease over, does not take
 that night's backup twice — and one started later than 03:00 that finds no backup of that night
-takes it at once. A failed backup becomes one ``alert.backup_failed`` event for the night and is
+takes it at once. The state also says a backup is under way, so a process that takes the lease
+over from one still running a long ``pg_dump`` waits for it instead of starting a second one.
+A failed backup becomes one ``alert.backup_failed`` event for the night and is
 tried again every ``RETRY_SECONDS`` until it succeeds or the next night comes.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +35,8 @@ log = logging.getLogger("engine.backup")
 
 ACTOR = Actor.daemon("backup")
 NIGHTLY_STATE = "backup.nightly"
+#: What the state keeps of the last backup that worked, whatever happened since.
+_DONE_KEYS = ("done_for", "at", "file", "bytes")
 
 
 def last_due(now: datetime, at: tuple[int, int]) -> datetime:
@@ -60,6 +65,8 @@ class NightlyBackup(Worker):
         self.keep = settings.database.backup_keep
         #: the scheduled instant this process knows is done (saves a read per wake-up)
         self._done: datetime | None = None
+        #: marks the backups this worker started (the state says who is taking the night's)
+        self._token = secrets.token_hex(8)
 
     async def on_lease_lost(self) -> None:
         self._done = None
@@ -78,6 +85,12 @@ class NightlyBackup(Worker):
         if done is not None and datetime.fromisoformat(done) >= due:
             self._done = due
             return self._until_next(due)
+        started_at = state.get("started_at")
+        if state.get("running_for") == due.isoformat() and state.get("token") != self._token and started_at is not None:
+            # another process is taking it (a long pg_dump outlived its lease): give it its time
+            wait = (datetime.fromisoformat(started_at) + timedelta(seconds=self.RETRY_SECONDS) - now).total_seconds()
+            if wait > 0:
+                return wait
         failed_for, failed_at = state.get("failed_for"), state.get("failed_at")
         if failed_for is not None and datetime.fromisoformat(failed_for) == due and failed_at is not None:
             wait = (datetime.fromisoformat(failed_at) + timedelta(seconds=self.RETRY_SECONDS) - now).total_seconds()
@@ -87,6 +100,10 @@ class NightlyBackup(Worker):
 
     async def _take(self, due: datetime, state: dict[str, object]) -> float:
         db = self.storage.db
+        async with self.storage.transaction(events=False) as tx:
+            await engine_state.set_state(
+                tx, NIGHTLY_STATE, {**state, "running_for": due.isoformat(), "started_at": tx.now.isoformat(), "token": self._token}
+            )
         target = self.directory / backup_file_name(self.clock.now(), postgres=db.is_postgres)
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -117,7 +134,7 @@ class NightlyBackup(Worker):
         first = state.get("failed_for") != due.isoformat()
         log.error("nightly backup failed: %s", message)
         async with self.storage.transaction(events=first) as tx:
-            keep = {k: v for k, v in state.items() if k in ("done_for", "at", "file", "bytes")}
+            keep = {k: v for k, v in state.items() if k in _DONE_KEYS}
             await engine_state.set_state(
                 tx, NIGHTLY_STATE, {**keep, "failed_for": due.isoformat(), "failed_at": tx.now.isoformat(), "error": message}
             )

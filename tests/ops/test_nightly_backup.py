@@ -187,3 +187,21 @@ def test_backup_settings_are_checked(tmp_path: Path, line: str, words: str) -> N
 def test_backup_settings_default_to_off() -> None:
     settings = load_settings(None)
     assert (settings.database.backup_dir, settings.database.backup_keep, settings.database.backup_at) == ("", 7, "03:00")
+
+
+async def test_a_backup_under_way_in_another_process_is_waited_for_not_doubled(
+    sqlite_url: str, sqlite_storage: Storage, clock: ManualClock, tmp_path: Path
+) -> None:
+    settings = make_settings(sqlite_url, database={"url": sqlite_url, "backup_dir": str(tmp_path)})
+    due = "2026-01-14T20:00:00+00:00"
+    async with sqlite_storage.transaction(events=False) as tx:  # a long pg_dump elsewhere outlived its lease
+        await engine_state.set_state(tx, NIGHTLY_STATE, {"running_for": due, "started_at": tx.now.isoformat(), "token": "elsewhere"})
+    worker = NightlyBackup(sqlite_storage, settings, clock=clock)
+    assert await worker.run_once() == pytest.approx(NightlyBackup.RETRY_SECONDS)
+    assert nightly_files(tmp_path) == []
+    clock.advance(NightlyBackup.RETRY_SECONDS)  # it never finished: this one takes the night's backup
+    assert await worker.run_once() > 3600
+    assert len(nightly_files(tmp_path)) == 1
+    async with sqlite_storage.read() as tx:
+        state = await engine_state.get_state(tx, NIGHTLY_STATE)
+    assert state is not None and state["done_for"] == due and "running_for" not in state
