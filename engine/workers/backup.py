@@ -85,18 +85,18 @@ class NightlyBackup(Worker):
         if done is not None and datetime.fromisoformat(done) >= due:
             self._done = due
             return self._until_next(due)
-        started_at = state.get("started_at")
-        if state.get("running_for") == due.isoformat() and state.get("token") != self._token and started_at is not None:
-            # another process is taking it (a long pg_dump outlived its lease): give it its time
-            wait = (datetime.fromisoformat(started_at) + timedelta(seconds=self.RETRY_SECONDS) - now).total_seconds()
-            if wait > 0:
-                return wait
-        failed_for, failed_at = state.get("failed_for"), state.get("failed_at")
-        if failed_for is not None and datetime.fromisoformat(failed_for) == due and failed_at is not None:
-            wait = (datetime.fromisoformat(failed_at) + timedelta(seconds=self.RETRY_SECONDS) - now).total_seconds()
-            if wait > 0:
-                return wait
-        return await self._take(due, state)
+        # another process is taking it (a long pg_dump outlived its lease): give it its time
+        elsewhere = state.get("running_for") == due.isoformat() and state.get("token") != self._token
+        wait = self._retry_wait(state.get("started_at") if elsewhere else None, now)
+        # this night's failed: the next try comes RETRY_SECONDS after the last
+        wait = wait or self._retry_wait(state.get("failed_at") if state.get("failed_for") == due.isoformat() else None, now)
+        return wait or await self._take(due, state)
+
+    def _retry_wait(self, since: object, now: datetime) -> float:
+        """Seconds left of RETRY_SECONDS after the instant ``since`` (0: none left, or no instant)."""
+        if not isinstance(since, str):
+            return 0.0
+        return max(0.0, (datetime.fromisoformat(since) + timedelta(seconds=self.RETRY_SECONDS) - now).total_seconds())
 
     async def _take(self, due: datetime, state: dict[str, object]) -> float:
         db = self.storage.db
