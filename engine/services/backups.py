@@ -34,7 +34,7 @@ from engine.db.database import Database
 from engine.db.migrate import current_revision, head_revision, is_known_revision, upgrade
 from engine.db.models import LeaseRow
 from engine.db.storage import Storage
-from engine.errors import Conflict, DataKeyError, InvalidInput, StorageError
+from engine.errors import Conflict, DataKeyError, InvalidInput
 from engine.records import Actor
 from engine.services.doctor import check_stored_secrets
 
