@@ -35,7 +35,7 @@ def unit(
 ) -> None:
     """Print a hardened systemd unit for `bakong-console serve` (redirect it into /etc/systemd/system/)."""
     from engine.config import discover_config_path, load_settings
-    from bakong_console.service_unit import ServiceUnit, find_executable
+    from bakong_console.cli.service_unit import ServiceUnit, find_executable
 
     explicit = config or state(ctx).config_path
     path = discover_config_path(explicit)

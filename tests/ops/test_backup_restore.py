@@ -27,7 +27,8 @@ from engine.errors import Conflict, DataKeyError, InvalidInput, StorageError
 from engine.records import Actor, ActorType
 from engine.services.backups import backup_database, restore_database
 from engine.services.doctor import Doctor
-from tests.engine.conftest import make_settings, open_engine
+from tests.support.engine import open_engine
+from tests.support.settings import make_settings
 
 runner = CliRunner()
 CASHIER = Actor(ActorType.CASHIER, "sokha")

@@ -25,8 +25,8 @@ from engine.db.storage import Storage
 from engine.errors import ConfigError
 from engine.ids import IdFactory
 from engine.workers.backup import NIGHTLY_STATE, NightlyBackup, last_due
-from tests.conftest import TEST_DATA_KEY
-from tests.engine.conftest import make_settings, open_engine, settle
+from tests.support.engine import open_engine, settle
+from tests.support.settings import TEST_DATA_KEY, make_settings
 
 #: 10:00 in Phnom Penh: the daemon starts after that night's 03:00.
 START = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bakong_console.cli.main import app
-from bakong_console.service_unit import ServiceUnit, systemd_quote
+from bakong_console.cli.service_unit import ServiceUnit, systemd_quote
 from engine.config import Settings, data_dir
 from engine.errors import InvalidInput
 
