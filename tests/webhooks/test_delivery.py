@@ -205,9 +205,11 @@ async def test_events_of_one_subject_arrive_in_order_even_across_a_retry(engine:
 
     receiver.default = answer
     await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
-    await emit(engine, ev.PAYMENT_CREATED, "pay_1")
-    await emit(engine, ev.PAYMENT_COMPLETED, "pay_1")
-    await emit(engine, ev.PAYMENT_CREATED, "pay_2")
+    # Committed together, so all three are queued before the first attempt. (A completion queued
+    # after its creation had failed would bring that retry forward instead: test_head_of_line.)
+    async with engine.storage.transaction() as tx:
+        for event_type, subject_id in ((ev.PAYMENT_CREATED, "pay_1"), (ev.PAYMENT_COMPLETED, "pay_1"), (ev.PAYMENT_CREATED, "pay_2")):
+            await journal.append_event(tx, event_type, "payment", subject_id, {"id": subject_id})
     await settle(engine)
     # pay_2 is not held up by pay_1; pay_1's completion waits for its creation
     assert sorted(f"{r.json['data']['id']}:{r.type}" for r in receiver.requests) == ["pay_1:payment.created", "pay_2:payment.created"]

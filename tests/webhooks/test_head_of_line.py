@@ -216,3 +216,20 @@ async def test_only_the_same_subject_and_endpoint_is_brought_forward(db_url: str
     ]  # fmt: skip
     (waiting,) = pay_2_at_a
     assert waiting.status == "PENDING" and waiting.attempt_count == 1 and waiting.next_attempt_at > clock.now()
+
+
+async def test_events_queued_together_wait_at_most_the_first_retry_gap(engine: Engine, clock: ManualClock, receiver: Receiver) -> None:
+    """The other half of the bound: both events queued before the earlier one's first attempt
+    (committed together, or while the deliverer was behind). Nothing is waiting to bring forward
+    when the completion is queued, so it follows the creation's first retry: 5 s ±20%."""
+    backend = Backend(receiver, clock, {f"pay_1:{ev.PAYMENT_CREATED}": [Answer(500)]})
+    await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
+    async with engine.storage.transaction() as tx:
+        await journal.append_event(tx, ev.PAYMENT_CREATED, "payment", "pay_1", {"id": "pay_1"})
+        completed = await journal.append_event(tx, ev.PAYMENT_COMPLETED, "payment", "pay_1", {"id": "pay_1"})
+    await settle(engine)
+    assert backend.seen("pay_1") == [(ev.PAYMENT_CREATED, 500)]
+    await run_for(engine, clock, 7)
+    assert backend.seen("pay_1") == [(ev.PAYMENT_CREATED, 500), (ev.PAYMENT_CREATED, 200), (ev.PAYMENT_COMPLETED, 200)]
+    delay = backend.delivered_at(f"pay_1:{ev.PAYMENT_COMPLETED}") - completed.occurred_at
+    assert timedelta(seconds=4) <= delay <= timedelta(seconds=6)

@@ -7,7 +7,7 @@ repository, ``from engine.db import webhooks as repo``; each part lives in its o
   contexts of endpoint secrets, and how a new PENDING delivery row is written;
 - ``endpoints``: endpoints, enabling and disabling them, their secrets and rotation;
 - ``queue``: fanning events out to deliveries, and claiming the due ones (the in-flight window,
-  per-subject event order);
+  per-subject event order, a later event bringing forward the retry of an earlier one);
 - ``attempts``: recording answers, the retry schedule, auto-disabling endpoints that keep failing;
 - ``deliveries``: the delivery log (listing, attempts, per-endpoint counts), replay and recover.
 

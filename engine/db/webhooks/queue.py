@@ -4,7 +4,19 @@ Claiming is how a delivery in flight survives a crash: ``claim_due`` pushes ``ne
 forward by the in-flight window before anything is sent, so if the process dies before it
 records the answer the delivery simply becomes due again. Per endpoint and subject (one payment,
 one subscription) deliveries go out in event order: a later event waits while an earlier one for
-the same subject is still PENDING. What happens after the send is ``attempts``'s part.
+the same subject is still PENDING.
+
+So that order does not cost a later event the earlier one's retry schedule (a completion held
+minutes behind a creation that failed once), fanning a later event out brings forward the retry
+of an earlier one of its subject that failed and is waiting: it is due at once, and the later
+event follows it as soon as it succeeds (if it fails again, the later event waits for its next
+retry: order is the promise). Not when that endpoint asked to slow down (429/502/503/504: its
+``Retry-After`` stands) or is failing as a whole (its current run of failures covers more than
+one message): then the schedule stands and the later event waits. A later event brings a retry
+forward once, when it is fanned out, so an endpoint that turns out to be dead gets at most one
+extra attempt per later event, and none once a second message has failed there. The retry
+brought forward is the delivery's next attempt: its schedule goes on from there. What happens
+after the send is ``attempts``'s part.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from engine.db.webhooks.tables import PENDING, insert_deliveries_once, pending_d
 from engine.errors import InvalidTransition
 from engine.records import Event, WebhookEndpoint
 from engine.webhooks.message import OutgoingMessage
+from engine.webhooks.policy import BACKPRESSURE_STATUSES
 
 __all__ = [
     "ClaimedDelivery",
@@ -53,16 +66,96 @@ def wants(endpoint: WebhookEndpoint, event: Event) -> bool:
 
 
 async def fan_out(tx: Tx, events: Sequence[Event], endpoints: Sequence[WebhookEndpoint]) -> int:
-    """One PENDING delivery per (event, endpoint that wants it), due at once; duplicates are ignored."""
-    rows = [
-        pending_delivery(tx, event.sequence, endpoint.id, due=tx.now)
-        for event in events
-        for endpoint in endpoints
-        if wants(endpoint, event)
-    ]
+    """One PENDING delivery per (event, endpoint that wants it), due at once; duplicates are ignored.
+
+    Brings forward the waiting retries the new deliveries would otherwise queue behind (see the
+    module docstring). The deliverer fans out between its passes, with nothing of its own in
+    flight, so a retry brought forward is never one being sent (if it were, the receiver would
+    get that message twice, same ``webhook-id``, and order would still hold).
+    """
+    rows = []
+    queued: dict[tuple[str, str, str], int] = {}  # (subject type, subject id, endpoint) -> latest new sequence
+    for event in events:
+        for endpoint in endpoints:
+            if wants(endpoint, event):
+                rows.append(pending_delivery(tx, event.sequence, endpoint.id, due=tx.now))
+                queued[(event.subject_type, event.subject_id, endpoint.id)] = event.sequence
     if rows:
         await tx.session.execute(insert_deliveries_once(tx), rows)
+        await _bring_retries_forward(tx, queued)
     return len(rows)
+
+
+# Deliveries that failed and wait for a retry (attempted, still PENDING, due later), with their
+# subject: one range of the (status, next_attempt_at) index.
+_WAITING_RETRIES = (
+    select(_d.c.id, _d.c.endpoint_id, _d.c.event_sequence, _d.c.last_status_code, _e.c.subject_type, _e.c.subject_id)
+    .select_from(_d.join(_e, _e.c.sequence == _d.c.event_sequence))
+    .where(
+        _d.c.status == PENDING,
+        _d.c.next_attempt_at > bindparam("now", type_=UTCDateTime()),
+        _d.c.attempt_count >= 1,
+        _d.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
+        _e.c.subject_id.in_(bindparam("subjects", expanding=True)),
+    )
+)
+# How many messages of one endpoint failed in its current run of failures and wait for a retry
+# (two are enough to know).
+_FAILING_MESSAGES = select(func.count()).select_from(
+    select(literal(1))
+    .where(
+        _d.c.endpoint_id == bindparam("endpoint"),
+        _d.c.status == PENDING,
+        _d.c.next_attempt_at > bindparam("now", type_=UTCDateTime()),
+        _d.c.attempt_count >= 1,
+        _d.c.last_attempt_at >= bindparam("since", type_=UTCDateTime()),
+    )
+    .limit(2)
+    .subquery()
+)
+
+
+async def _bring_retries_forward(tx: Tx, queued: Mapping[tuple[str, str, str], int]) -> None:
+    """Make due now the waiting retries of earlier events of the subjects just queued (per
+    endpoint), where the endpoint neither asked to slow down nor is failing as a whole."""
+    waiting = (
+        await tx.session.execute(
+            _WAITING_RETRIES,
+            {"now": tx.now, "endpoints": sorted({k[2] for k in queued}), "subjects": sorted({k[1] for k in queued})},
+        )
+    ).all()
+    by_endpoint: dict[str, list[str]] = {}
+    for row in waiting:
+        later = queued.get((row.subject_type, row.subject_id, row.endpoint_id))
+        # an endpoint that asked to slow down gets the wait it asked for
+        if later is not None and row.event_sequence < later and row.last_status_code not in BACKPRESSURE_STATUSES:
+            by_endpoint.setdefault(row.endpoint_id, []).append(row.id)
+    if not by_endpoint:
+        return
+    failing = dict(
+        (
+            await tx.session.execute(
+                select(_p.c.id, _p.c.failing_since).where(_p.c.id.in_(list(by_endpoint)), _p.c.failing_since.is_not(None))
+            )
+        ).all()
+    )
+    chosen: list[str] = []
+    for endpoint_id, ids in by_endpoint.items():
+        since = failing.get(endpoint_id)
+        if since is not None:
+            # One message failing (this one, or another while this one waits from before the
+            # last success) may be about that message; more than one is the endpoint itself: its
+            # backoff stands, or every new event would add a retry to a dead endpoint.
+            count = await tx.session.scalar(_FAILING_MESSAGES, {"endpoint": endpoint_id, "now": tx.now, "since": since})
+            if (count or 0) > 1:
+                continue
+        chosen.extend(ids)
+    if chosen:
+        await tx.session.execute(
+            update(_d)
+            .where(_d.c.id.in_(chosen), _d.c.status == PENDING, _d.c.next_attempt_at > tx.now)
+            .values(next_attempt_at=tx.now)
+        )
 
 
 @dataclass(frozen=True)
