@@ -24,9 +24,9 @@ from tests.webhooks.conftest import OPERATOR, emit, open_webhook_engine
 from tests.webhooks.receiver import Answer, Receiver, Received
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
-#: The promise: a completion behind an earlier event that failed once reaches the backend in the
-#: deliverer pass that picks the completion up. On the manual clock that is no time at all; one
-#: step of ``run_for`` is the tolerance.
+#: The promise: a completion queued while an earlier event of its payment waits for a retry reaches
+#: the backend in the deliverer pass that picks the completion up, right after that retry. On the
+#: manual clock that is no time at all; one step of ``run_for`` is the tolerance.
 HEAD_OF_LINE_BOUND = timedelta(seconds=1)
 
 
