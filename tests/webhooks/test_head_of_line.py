@@ -5,7 +5,7 @@ endpoint, so the backend never sees ``payment.completed`` before ``payment.creat
 earlier one failed and is waiting for its retry, the later one brings that retry forward: the
 completion follows the retried creation at once instead of waiting out the retry schedule. These
 tests measure that delay on the manual clock and check the limits: an endpoint that asked to slow
-down (429/503, ``Retry-After``) or that fails as a whole keeps its backoff.
+down (429/503, ``Retry-After``), that does not answer, or that fails as a whole keeps its backoff.
 """
 
 from __future__ import annotations
@@ -153,6 +153,24 @@ async def test_a_retry_after_is_honoured_even_with_a_later_event_waiting(db_url:
     assert backend.seen("pay_1") == [(ev.PAYMENT_CREATED, 503), (ev.PAYMENT_CREATED, 200), (ev.PAYMENT_COMPLETED, 200)]
     assert backend.delivered_at(f"pay_1:{ev.PAYMENT_CREATED}") == t0 + timedelta(seconds=120)
     assert backend.delivered_at(f"pay_1:{ev.PAYMENT_COMPLETED}") == t0 + timedelta(seconds=120)
+
+
+async def test_an_endpoint_that_does_not_answer_keeps_its_backoff(db_url: str, clock: ManualClock) -> None:
+    """Nothing listens at the endpoint: a refused connection is the endpoint being down, not
+    something about one message, so the completion brings no retry forward."""
+    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+        await engine.webhooks.add_endpoint("http://127.0.0.1:9/hooks", actor=OPERATOR)
+        t0 = clock.now()
+        await emit(engine, ev.PAYMENT_CREATED, "pay_1")
+        await settle(engine)
+        await run_for(engine, clock, 2)
+        await emit(engine, ev.PAYMENT_COMPLETED, "pay_1")
+        await settle(engine)
+        created, completed = await engine.webhooks.deliveries_for_subject("payment", "pay_1")
+    assert created.attempt_count == 1 and created.last_status_code is None
+    assert created.last_error is not None and created.last_error.startswith("cannot connect")
+    assert created.next_attempt_at == t0 + timedelta(seconds=5)
+    assert completed.status == "PENDING" and completed.attempt_count == 0
 
 
 async def test_an_endpoint_failing_as_a_whole_keeps_its_backoff(db_url: str, clock: ManualClock, receiver: Receiver) -> None:

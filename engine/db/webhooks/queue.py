@@ -10,13 +10,14 @@ So that order does not cost a later event the earlier one's retry schedule (a co
 minutes behind a creation that failed once), fanning a later event out brings forward the retry
 of an earlier one of its subject that failed and is waiting: it is due at once, and the later
 event follows it as soon as it succeeds (if it fails again, the later event waits for its next
-retry: order is the promise). Not when that endpoint asked to slow down (429/502/503/504: its
-``Retry-After`` stands) or is failing as a whole (its current run of failures covers more than
-one message): then the schedule stands and the later event waits. A later event brings a retry
-forward once, when it is fanned out, so an endpoint that turns out to be dead gets at most one
-extra attempt per later event, and none once a second message has failed there. The retry
-brought forward is the delivery's next attempt: its schedule goes on from there. What happens
-after the send is ``attempts``'s part.
+retry: order is the promise). Only when the endpoint answered that message with a failure of its
+own: not when it asked to slow down (429/502/503/504: its ``Retry-After`` stands), gave no answer
+(refused, timed out: it is unreachable), or is failing as a whole (its current run of failures
+covers more than one message). Then the schedule stands and the later event waits. A later
+event brings a retry forward once, when it is fanned out, so an endpoint that turns out to be
+dead gets at most one extra attempt per later event, and none once a second message has failed
+there. The retry brought forward is the delivery's next attempt: its schedule goes on from
+there. What happens after the send is ``attempts``'s part.
 """
 
 from __future__ import annotations
@@ -127,9 +128,14 @@ async def _bring_retries_forward(tx: Tx, queued: Mapping[tuple[str, str, str], i
     by_endpoint: dict[str, list[str]] = {}
     for row in waiting:
         later = queued.get((row.subject_type, row.subject_id, row.endpoint_id))
-        # an endpoint that asked to slow down gets the wait it asked for
-        if later is not None and row.event_sequence < later and row.last_status_code not in BACKPRESSURE_STATUSES:
-            by_endpoint.setdefault(row.endpoint_id, []).append(row.id)
+        if later is None or row.event_sequence >= later:
+            continue
+        # No answer at all (refused, timed out) is the endpoint being unreachable, and a slow-down
+        # answer asks for the wait: either way the endpoint's backoff stands. Any other failing
+        # answer may be about this one message.
+        if row.last_status_code is None or row.last_status_code in BACKPRESSURE_STATUSES:
+            continue
+        by_endpoint.setdefault(row.endpoint_id, []).append(row.id)
     if not by_endpoint:
         return
     failing = dict(
