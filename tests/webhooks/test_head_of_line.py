@@ -19,9 +19,10 @@ from engine.clock import ManualClock
 from engine.db import journal
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from tests.engine.conftest import make_settings, run_for, settle
-from tests.webhooks.conftest import OPERATOR, emit, open_webhook_engine
-from tests.webhooks.receiver import Answer, Receiver, Received
+from tests.support.engine import open_engine, run_for, settle
+from tests.support.receiver import Answer, Received, Receiver
+from tests.support.settings import make_settings
+from tests.webhooks.conftest import OPERATOR, emit
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 #: The promise: a completion queued while an earlier event of its payment waits for a retry reaches
@@ -114,7 +115,7 @@ async def test_a_retry_brought_forward_that_fails_again_keeps_the_order(db_url: 
     """Order is the promise: when the earlier event fails again, the later one keeps waiting for
     it (on its schedule), and each later event brings it forward at most once."""
     backend = Backend(receiver, clock, {f"pay_1:{ev.PAYMENT_CREATED}": [Answer(500), Answer(500)]})
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         t0 = clock.now()
         await emit(engine, ev.PAYMENT_CREATED, "pay_1")
@@ -140,7 +141,7 @@ async def test_a_retry_brought_forward_that_fails_again_keeps_the_order(db_url: 
 
 async def test_a_retry_after_is_honoured_even_with_a_later_event_waiting(db_url: str, clock: ManualClock, receiver: Receiver) -> None:
     backend = Backend(receiver, clock, {f"pay_1:{ev.PAYMENT_CREATED}": [Answer(503, {"Retry-After": "120"})]})
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         t0 = clock.now()
         await emit(engine, ev.PAYMENT_CREATED, "pay_1")
@@ -158,7 +159,7 @@ async def test_a_retry_after_is_honoured_even_with_a_later_event_waiting(db_url:
 async def test_an_endpoint_that_does_not_answer_keeps_its_backoff(db_url: str, clock: ManualClock) -> None:
     """Nothing listens at the endpoint: a refused connection is the endpoint being down, not
     something about one message, so the completion brings no retry forward."""
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         await engine.webhooks.add_endpoint("http://127.0.0.1:9/hooks", actor=OPERATOR)
         t0 = clock.now()
         await emit(engine, ev.PAYMENT_CREATED, "pay_1")
@@ -177,7 +178,7 @@ async def test_an_endpoint_failing_as_a_whole_keeps_its_backoff(db_url: str, clo
     """5xx for everything: later events bring no retry forward, each creation follows its own
     schedule, and the completions wait behind them (no extra attempt at all)."""
     receiver.default = Answer(500, body=b"down")
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         await engine.webhooks.add_endpoint(receiver.url, actor=OPERATOR)
         t0 = clock.now()
         async with engine.storage.transaction() as tx:
@@ -210,7 +211,7 @@ async def test_only_the_same_subject_and_endpoint_is_brought_forward(db_url: str
     backend = Backend(
         receiver, clock, {f"/a pay_1:{ev.PAYMENT_CREATED}": [Answer(500)], f"/a pay_2:{ev.PAYMENT_CREATED}": [Answer(500)]}
     )
-    async with open_webhook_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
+    async with open_engine(make_settings(db_url, webhooks={"jitter": 0.0}), clock) as engine:
         a, _ = await engine.webhooks.add_endpoint(receiver.url_for("/a"), actor=OPERATOR)
         await engine.webhooks.add_endpoint(receiver.url_for("/b"), [ev.PAYMENT_CREATED, ev.PAYMENT_COMPLETED], actor=OPERATOR)
         await emit(engine, ev.PAYMENT_CREATED, "pay_1")
