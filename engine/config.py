@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from engine.errors import ConfigError, InvalidInput
 from engine.hours import OpeningHours
 from engine.money import parse_amount
+from engine.redaction import MASK, redact_url
 from engine.terminals import TERMINAL_RULE, is_terminal_name
 
 __all__ = [
@@ -393,7 +394,8 @@ class Settings:
         return not self.database.url
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as plain data with every secret replaced by '***' (safe to print)."""
+        """The settings as plain data with every secret replaced by '***' (safe to print): secret
+        keys whole, URLs (database, Redis, a Bakong relay) only their passwords."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name == "source":
@@ -401,7 +403,9 @@ class Settings:
             section = dataclasses.asdict(getattr(self, f.name))
             for key in list(section):
                 if (f.name, key) in _SECRET_KEYS and section[key]:
-                    section[key] = "***"
+                    section[key] = MASK
+                elif (f.name, key) in _URL_KEYS:
+                    section[key] = redact_url(section[key])
             out[f.name] = section
         return out
 
@@ -419,7 +423,11 @@ ENV_OVERRIDES: dict[tuple[str, str], str] = {
 }
 
 _SECRET_KEYS = {("bakong", "token"), ("security", "data_key"), ("sandbox", "token"),
-                ("security", "previous_data_keys"), ("api", "redis_url")}
+                ("security", "previous_data_keys")}
+
+#: Keys holding a URL that may carry a password: printed with the password hidden.
+_URL_KEYS = {("database", "url"), ("api", "redis_url"), ("api", "rate_limit_backend"),
+             ("bakong", "base_url"), ("web", "public_url")}
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("merchant", "type"): ("individual", "merchant"),
@@ -627,7 +635,7 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         )
     backend = settings.api.rate_limit_backend
     if backend not in ("memory", "redis") and not backend.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{origin}: api.rate_limit_backend: must be 'memory', 'redis' or a redis:// URL, got {backend!r}")
+        raise ConfigError(f"{origin}: api.rate_limit_backend: must be 'memory', 'redis' or a redis:// URL, got {redact_url(backend)!r}")
     if backend == "redis" and not settings.api.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{origin}: api.redis_url: must be a redis://, rediss:// or unix:// URL")
     try:

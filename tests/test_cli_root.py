@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,30 @@ def test_console_script_runs_as_a_module() -> None:
     proc = subprocess.run([sys.executable, "-m", "bakong_console", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"bakong-console {__version__}"
+
+
+def test_config_show_hides_passwords_in_urls_but_keeps_where_they_point(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[database]\nurl = "postgresql+asyncpg://shop:pg-s3cret@db.internal:5432/bakong?sslmode=require"\n'
+        '[api]\nrate_limit_backend = "redis://:redis-s3cret@cache:6379/1"\n'
+        'redis_url = "redis://cache:6379/0?password=other-s3cret"\n'
+        '[bakong]\nenvironment = "custom"\nbase_url = "https://relay:relay-s3cret@relay.example.com"\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["--config", str(path), "config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.stdout
+    shown = json.loads(result.stdout)
+    assert shown["database"]["url"] == "postgresql+asyncpg://shop:***@db.internal:5432/bakong?sslmode=require"
+    assert shown["api"]["rate_limit_backend"] == "redis://:***@cache:6379/1"
+    assert shown["api"]["redis_url"] == "redis://cache:6379/0?password=***"
+    assert shown["bakong"]["base_url"] == "https://relay:***@relay.example.com"
+
+
+def test_a_bad_rate_limit_backend_is_refused_without_printing_its_password(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[api]\nrate_limit_backend = "http://:redis-s3cret@cache:6379"\n', encoding="utf-8")
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    assert "api.rate_limit_backend" in result.stderr and "s3cret" not in result.stderr
