@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import khqr  # noqa: E402
 from engine.khqr import card  # noqa: E402
-from engine.khqr.card import khmer_font_path, render_card_png, render_card_svg  # noqa: E402
+from engine.khqr.card import render_card_svg  # noqa: E402
+from engine.khqr.card_png import khmer_font_path, render_card_png  # noqa: E402
 from engine.money import to_major  # noqa: E402
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -19,7 +19,8 @@ verdicts depend on), ``errors`` (KHQRError and the SDK's codes), ``render`` (the
 ``card`` (the KHQR card a payer sees: header, merchant, amount, code, expiry; SVG and PNG).
 """
 
-from engine.khqr.card import render_card_png, render_card_svg
+from engine.khqr.card import render_card_svg
+from engine.khqr.card_png import render_card_png
 from engine.khqr.crc import crc16, md5
 from engine.khqr.decode import decode, decode_non_khqr
 from engine.khqr.errors import ERROR_MESSAGES, KHQRError

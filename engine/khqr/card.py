@@ -1,4 +1,4 @@
-"""The KHQR card: a KHQR drawn as the card payers know from the NBC KHQR guidelines, as SVG and PNG.
+"""The KHQR card: a KHQR drawn as the card payers know from the NBC KHQR guidelines; its layout and SVG.
 
 The card is 20:29 (400 x 580 units): a red header band with "KHQR" in white and a small tail on
 its right, the merchant name (and the name in the alternate language when the KHQR's language
@@ -22,7 +22,7 @@ flipped at random 71% of cards still read against 79% without a mark (18%-wide m
 tests decode the PNG across QR versions, also shrunk and blurred. The SVG draws every module
 anyway, the mark on top of them.
 
-Fonts. The SVG names font-family lists and lets the viewer draw the text (Khmer included: any
+Fonts. The PNG is ``engine.khqr.card_png``'s. The SVG names font-family lists and lets the viewer draw the text (Khmer included: any
 system with a Khmer font shows the alternate name). The PNG draws Latin text with Pillow's built-in
 scalable font (the same on every machine) and Khmer text with a Khmer font found on the system
 (``khmer_font_path``: Noto Sans Khmer or the Khmer OS fonts, Debian packages ``fonts-noto-core``
@@ -33,14 +33,12 @@ a Khmer character). The merchant name is always drawn.
 
 from __future__ import annotations
 
-import io
 import math
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from pathlib import Path
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
@@ -57,8 +55,6 @@ __all__ = [
     "DEFAULT_PNG_WIDTH",
     "CardContent",
     "card_content",
-    "khmer_font_path",
-    "render_card_png",
     "render_card_svg",
 ]
 
@@ -70,34 +66,34 @@ DEFAULT_PNG_WIDTH: Final = 600
 MAX_PNG_WIDTH: Final = 4000
 
 KHQR_RED: Final = "#E1232E"
-_TEXT = "#000000"
-_SOFT_TEXT = "#4D4D4D"
-_RULE = "#BDBDBD"
+TEXT = "#000000"
+SOFT_TEXT = "#4D4D4D"
+RULE = "#BDBDBD"
 
 # Layout, in card units.
-_RADIUS = 16
-_HEADER = 64  # height of the red band
-_TAIL = 24  # the triangle hanging below the band's right end
-_MARGIN = 32  # left and right margin of the text and the QR box
-_TEXT_TOP, _TEXT_BOTTOM = _HEADER, 184  # the band the name and amount lines are centred in
-_RULE_Y = 192
-_QR_TOP = 200
-_QR_BOX = CARD_WIDTH - 2 * _MARGIN  # the QR with its quiet zone fills a square this wide
-_EXPIRY_BASELINE = 562
-_TITLE_SIZE = 30
+RADIUS = 16
+HEADER = 64  # height of the red band
+TAIL = 24  # the triangle hanging below the band's right end
+MARGIN = 32  # left and right margin of the text and the QR box
+_TEXT_TOP, _TEXT_BOTTOM = HEADER, 184  # the band the name and amount lines are centred in
+RULE_Y = 192
+QR_TOP = 200
+QR_BOX = CARD_WIDTH - 2 * MARGIN  # the QR with its quiet zone fills a square this wide
+EXPIRY_BASELINE = 562
+TITLE_SIZE = 30
 #: The currency mark's outer (white) and inner (dark) disc, as fractions of the symbol's width.
-_MARK_OUTER, _MARK_INNER = 0.14, 0.11
+MARK_OUTER, MARK_INNER = 0.14, 0.11
 
 _LATIN_FAMILY = "Aileron, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 _KHMER_FAMILY = "'Noto Sans Khmer', 'Khmer OS System', 'Khmer OS', 'Khmer OS Battambang', sans-serif"
-_CURRENCY_MARKS = {"USD": "$", "KHR": "\u17db"}  # the riel sign
+CURRENCY_MARKS = {"USD": "$", "KHR": "\u17db"}  # the riel sign
 #: Glyph size against the dark disc's radius: the riel sign is narrow and tall.
-_MARK_GLYPH = {"USD": 1.2, "KHR": 1.6}
+MARK_GLYPH = {"USD": 1.2, "KHR": 1.6}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class _Line:
+class Line:
     """One text line under the header: what it says, how big, and whether it is the alternate-language name."""
 
     text: str
@@ -105,7 +101,7 @@ class _Line:
     height: int
     bold: bool = False
     alternate: bool = False
-    colour: str = _TEXT
+    colour: str = TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +118,11 @@ class CardContent:
     expiry: str | None
     #: The QR modules (True = dark), without the quiet zone.
     matrix: tuple[tuple[bool, ...], ...]
+
+
+def is_khmer(ch: str) -> bool:
+    """Whether ``ch`` is in the Khmer or Khmer Symbols block."""
+    return "\u1780" <= ch <= "\u17ff" or "\u19e0" <= ch <= "\u19ff"
 
 
 def _printable(text: str | None) -> str:
@@ -182,16 +183,16 @@ def _matrix_of(khqr: str) -> tuple[tuple[bool, ...], ...]:
     return tuple(tuple(row) for row in qr_matrix(khqr))
 
 
-def _lines(content: CardContent) -> list[_Line]:
-    lines = [_Line(content.merchant_name, 18, 28, colour=_SOFT_TEXT)]
+def text_lines(content: CardContent) -> list[Line]:
+    lines = [Line(content.merchant_name, 18, 28, colour=SOFT_TEXT)]
     if content.merchant_name_alternate:
-        lines.append(_Line(content.merchant_name_alternate, 16, 30, alternate=True, colour=_SOFT_TEXT))
+        lines.append(Line(content.merchant_name_alternate, 16, 30, alternate=True, colour=SOFT_TEXT))
     if content.amount:
-        lines.append(_Line(content.amount, 32, 44, bold=True))
+        lines.append(Line(content.amount, 32, 44, bold=True))
     return lines
 
 
-def _baselines(lines: list[_Line]) -> list[float]:
+def line_baselines(lines: list[Line]) -> list[float]:
     """Each line's baseline: the block of lines centred in the band between header and rule."""
     top = _TEXT_TOP + (_TEXT_BOTTOM - _TEXT_TOP - sum(line.height for line in lines)) / 2
     baselines = []
@@ -203,10 +204,10 @@ def _baselines(lines: list[_Line]) -> list[float]:
 
 def _header_path() -> str:
     """The red band: rounded top corners, and a tail down the right edge below it."""
-    r, w = _RADIUS, CARD_WIDTH
+    r, w = RADIUS, CARD_WIDTH
     return (
         f"M0 {r}A{r} {r} 0 0 1 {r} 0H{w - r}A{r} {r} 0 0 1 {w} {r}"
-        f"V{_HEADER + _TAIL}L{w - _TAIL} {_HEADER}H0Z"
+        f"V{HEADER + TAIL}L{w - TAIL} {HEADER}H0Z"
     )
 
 
@@ -222,7 +223,7 @@ def _em_width(ch: str) -> float:
         return 1.0
     if ch in " .,:;'|!iIjlft()[]":
         return 0.4
-    if ch.isupper() or _is_khmer(ch):
+    if ch.isupper() or is_khmer(ch):
         return 0.78
     return 0.66
 
@@ -233,10 +234,10 @@ def _svg_font_size(text: str, size: float, *, bold: bool) -> float:
     An SVG cannot measure text; ``textLength`` would, but not every renderer honours it.
     """
     width = sum(_em_width(ch) for ch in text) * (1.08 if bold else 1.0)
-    return size if width * size <= _QR_BOX else max(6.0, _QR_BOX / width)
+    return size if width * size <= QR_BOX else max(6.0, QR_BOX / width)
 
 
-def _check_size(size: object, low: int, high: int) -> int:
+def check_size(size: object, low: int, high: int) -> int:
     if not isinstance(size, int) or isinstance(size, bool) or not low <= size <= high:
         raise InvalidInput(f"size must be a whole number of pixels from {low} to {high}, got {size!r}", field="size")
     return size
@@ -249,10 +250,10 @@ def render_card_svg(khqr: str, *, expires_at: datetime | None = None, size: int 
     SVG asks for (height in proportion); without it the SVG takes the width of its container.
     """
     if size is not None:
-        _check_size(size, 1, 100_000)
+        check_size(size, 1, 100_000)
     content = card_content(khqr, expires_at=expires_at)
     n = len(content.matrix)
-    scale = _QR_BOX / (n + 2 * QUIET_ZONE)
+    scale = QR_BOX / (n + 2 * QUIET_ZONE)
     label = content.merchant_name + (f", {content.amount}" if content.amount else "")
     dims = f' width="{size}" height="{_fmt(size * CARD_HEIGHT / CARD_WIDTH)}"' if size is not None else ""
     out = [
@@ -260,237 +261,42 @@ def render_card_svg(khqr: str, *, expires_at: datetime | None = None, size: int 
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 {CARD_WIDTH} {CARD_HEIGHT}"{dims} '
         f'role="img" aria-label={quoteattr("KHQR: " + label)}>',
         f"<title>{escape('KHQR: ' + label)}</title>",
-        f'<rect width="{CARD_WIDTH}" height="{CARD_HEIGHT}" rx="{_RADIUS}" fill="#FFFFFF"/>',
+        f'<rect width="{CARD_WIDTH}" height="{CARD_HEIGHT}" rx="{RADIUS}" fill="#FFFFFF"/>',
         f'<path fill="{KHQR_RED}" d="{_header_path()}"/>',
-        f'<text x="{CARD_WIDTH // 2}" y="{_fmt(_HEADER / 2 + _TITLE_SIZE * 0.36)}" font-family="{_LATIN_FAMILY}" '
-        f'font-size="{_TITLE_SIZE}" font-weight="bold" text-anchor="middle" fill="#FFFFFF">KHQR</text>',
+        f'<text x="{CARD_WIDTH // 2}" y="{_fmt(HEADER / 2 + TITLE_SIZE * 0.36)}" font-family="{_LATIN_FAMILY}" '
+        f'font-size="{TITLE_SIZE}" font-weight="bold" text-anchor="middle" fill="#FFFFFF">KHQR</text>',
     ]
-    lines = _lines(content)
-    for line, baseline in zip(lines, _baselines(lines), strict=True):
+    lines = text_lines(content)
+    for line, baseline in zip(lines, line_baselines(lines), strict=True):
         family = _KHMER_FAMILY if line.alternate else _LATIN_FAMILY
         font_size = _svg_font_size(line.text, line.size, bold=line.bold)
         weight = ' font-weight="bold"' if line.bold else ""
         out.append(
-            f'<text x="{_MARGIN}" y="{_fmt(baseline)}" font-family="{family}" font-size="{_fmt(font_size)}"{weight} '
+            f'<text x="{MARGIN}" y="{_fmt(baseline)}" font-family="{family}" font-size="{_fmt(font_size)}"{weight} '
             f'fill="{line.colour}">{escape(line.text)}</text>'
         )
     out.append(
-        f'<line x1="{_MARGIN}" y1="{_RULE_Y}" x2="{CARD_WIDTH - _MARGIN}" y2="{_RULE_Y}" stroke="{_RULE}" '
+        f'<line x1="{MARGIN}" y1="{RULE_Y}" x2="{CARD_WIDTH - MARGIN}" y2="{RULE_Y}" stroke="{RULE}" '
         'stroke-width="1.5" stroke-dasharray="6 4"/>'
     )
     out.append(
-        f'<g transform="translate({_MARGIN} {_QR_TOP}) scale({_fmt(scale)})" shape-rendering="crispEdges">'
+        f'<g transform="translate({MARGIN} {QR_TOP}) scale({_fmt(scale)})" shape-rendering="crispEdges">'
         f'<path fill="#000000" d="{dark_module_path(content.matrix)}"/></g>'
     )
-    centre_x, centre_y = CARD_WIDTH / 2, _QR_TOP + _QR_BOX / 2
-    outer, inner = _MARK_OUTER * n * scale / 2, _MARK_INNER * n * scale / 2
-    mark = _CURRENCY_MARKS[content.currency]
+    centre_x, centre_y = CARD_WIDTH / 2, QR_TOP + QR_BOX / 2
+    outer, inner = MARK_OUTER * n * scale / 2, MARK_INNER * n * scale / 2
+    mark = CURRENCY_MARKS[content.currency]
     family = _KHMER_FAMILY if content.currency == "KHR" else _LATIN_FAMILY
     out.append(
         f'<g><circle cx="{_fmt(centre_x)}" cy="{_fmt(centre_y)}" r="{_fmt(outer)}" fill="#FFFFFF"/>'
         f'<circle cx="{_fmt(centre_x)}" cy="{_fmt(centre_y)}" r="{_fmt(inner)}" fill="#000000"/>'
         f'<text x="{_fmt(centre_x)}" y="{_fmt(centre_y + inner * 0.42)}" font-family="{family}" '
-        f'font-size="{_fmt(inner * _MARK_GLYPH[content.currency])}" font-weight="bold" text-anchor="middle" fill="#FFFFFF">{escape(mark)}</text></g>'
+        f'font-size="{_fmt(inner * MARK_GLYPH[content.currency])}" font-weight="bold" text-anchor="middle" fill="#FFFFFF">{escape(mark)}</text></g>'
     )
     if content.expiry:
         out.append(
-            f'<text x="{CARD_WIDTH // 2}" y="{_EXPIRY_BASELINE}" font-family="{_LATIN_FAMILY}" font-size="14" '
-            f'text-anchor="middle" fill="{_SOFT_TEXT}">{escape(content.expiry)}</text>'
+            f'<text x="{CARD_WIDTH // 2}" y="{EXPIRY_BASELINE}" font-family="{_LATIN_FAMILY}" font-size="14" '
+            f'text-anchor="middle" fill="{SOFT_TEXT}">{escape(content.expiry)}</text>'
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-# --- PNG -----------------------------------------------------------------------------------------
-
-_KHMER_FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
-#: Preferred first: fonts made for running text on screens.
-_KHMER_FONT_FILES = (
-    "NotoSansKhmer-Regular.ttf",
-    "NotoSansKhmerUI-Regular.ttf",
-    "KhmerOSsys.ttf",
-    "KhmerOS.ttf",
-    "KhmerOSbattambang.ttf",
-    "KhmerOSsiemreap.ttf",
-)
-
-
-class _Auto:
-    """The default of ``render_card_png(khmer_font=...)``: look for a Khmer font on this system."""
-
-    def __repr__(self) -> str:
-        return "<find a Khmer font>"
-
-
-_AUTO: Final = _Auto()
-
-
-@lru_cache(maxsize=1)
-def khmer_font_path() -> str | None:
-    """The path of a Khmer-capable TrueType font on this system, or None (see the module docstring)."""
-    found: dict[str, str] = {}
-    for folder in _KHMER_FONT_DIRS:
-        try:
-            if not folder.is_dir():
-                continue
-            for name in _KHMER_FONT_FILES:
-                for path in sorted(folder.rglob(name)):
-                    found.setdefault(name, str(path))
-        except OSError:
-            continue
-    return next((found[name] for name in _KHMER_FONT_FILES if name in found), None)
-
-
-def _is_khmer(ch: str) -> bool:
-    return "\u1780" <= ch <= "\u17ff" or "\u19e0" <= ch <= "\u19ff"
-
-
-@lru_cache(maxsize=64)
-def _font(path: str | None, size: int):  # noqa: ANN202 - a PIL FreeTypeFont
-    from PIL import ImageFont
-
-    if path is None:
-        return ImageFont.load_default(size=size)
-    try:
-        return ImageFont.truetype(path, size)
-    except OSError as exc:
-        raise InvalidInput(f"cannot use the font {path}: {exc}", field="khmer_font") from None
-
-
-@lru_cache(maxsize=4096)
-def _builtin_draws(ch: str) -> bool:
-    """Whether Pillow's built-in font has a glyph for ``ch`` (it draws a box for those it lacks)."""
-    from PIL import Image, ImageDraw
-
-    def picture(text: str) -> bytes:
-        image = Image.new("L", (48, 48), 0)
-        ImageDraw.Draw(image).text((8, 8), text, fill=255, font=_font(None, 24))
-        return image.tobytes()
-
-    return ch.isspace() or picture(ch) != picture("\ue000")
-
-
-def _font_for(text: str, khmer_font: str | None) -> str | None | bool:
-    """The font path to draw ``text`` with (None: the built-in font), or False when none can."""
-    if all(_builtin_draws(ch) for ch in text):
-        return None
-    if khmer_font and all(_is_khmer(ch) or _builtin_draws(ch) for ch in text):
-        return khmer_font
-    return False
-
-
-def _supersampled(size: tuple[int, int], draw, factor: int = 4):  # noqa: ANN001, ANN202
-    """An antialiased "L" mask: ``draw(ImageDraw, factor)`` draws it ``factor`` times larger."""
-    from PIL import Image, ImageDraw
-
-    big = Image.new("L", (size[0] * factor, size[1] * factor), 0)
-    draw(ImageDraw.Draw(big), factor)
-    return big.resize(size, Image.Resampling.BOX)
-
-
-def render_card_png(
-    khqr: str,
-    *,
-    expires_at: datetime | None = None,
-    size: int | None = None,
-    khmer_font: str | Path | None | _Auto = _AUTO,
-) -> bytes:
-    """The card as a PNG ``size`` pixels wide (default 600, at most 4000), transparent outside its corners.
-
-    Each QR module is a whole number of pixels, at least 2: the smallest width depends on the
-    KHQR's QR version (about 155 pixels for a typical dynamic KHQR).
-    ``khmer_font``: the font for Khmer text; by default ``khmer_font_path()``; None for Latin only.
-    """
-    from PIL import Image, ImageDraw
-
-    width = DEFAULT_PNG_WIDTH if size is None else _check_size(size, 1, MAX_PNG_WIDTH)
-    content = card_content(khqr, expires_at=expires_at)
-    khmer = khmer_font_path() if isinstance(khmer_font, _Auto) else (str(khmer_font) if khmer_font is not None else None)
-    k = width / CARD_WIDTH
-    height = round(CARD_HEIGHT * k)
-    n = len(content.matrix)
-    modules = n + 2 * QUIET_ZONE
-    module_px = int(_QR_BOX * k) // modules
-    if module_px < 2:
-        need = -(-2 * modules * CARD_WIDTH // _QR_BOX)
-        raise InvalidInput(f"size {width} is too small for this KHQR: the card must be at least {need} pixels wide", field="size")
-
-    card = Image.new("RGB", (width, height), "#FFFFFF")
-    draw = ImageDraw.Draw(card)
-
-    # The red band with its tail, antialiased along the diagonal.
-    band = (width, round((_HEADER + _TAIL) * k))
-    band_mask = _supersampled(band, lambda d, f: d.polygon(
-        [(0, 0), (band[0] * f, 0), (band[0] * f, band[1] * f), ((CARD_WIDTH - _TAIL) * k * f, _HEADER * k * f), (0, _HEADER * k * f)],
-        fill=255))
-    card.paste(KHQR_RED, (0, 0), band_mask)
-    title = _font(None, round(_TITLE_SIZE * k))
-    draw.text((width / 2, (_HEADER / 2 + _TITLE_SIZE * 0.36) * k), "KHQR", font=title, fill="#FFFFFF", anchor="ms",
-              stroke_width=max(1, round(k)), stroke_fill="#FFFFFF")
-
-    drawn: list[tuple[_Line, str | None]] = []
-    for line in _lines(content):
-        path = _font_for(line.text, khmer)
-        if path is False and line.alternate:
-            continue  # no font here draws the alternate-language name: a Latin-only card
-        drawn.append((line, path or None))  # the merchant name is drawn whatever it takes
-    for (line, path), baseline in zip(drawn, _baselines([line for line, _ in drawn]), strict=True):
-        font_size = round(line.size * k)
-        font = _font(path, font_size)
-        while font.getlength(line.text) > _QR_BOX * k and font_size > 6:
-            font_size -= 1
-            font = _font(path, font_size)
-        stroke = max(1, round(font_size / 28)) if line.bold else 0
-        draw.text((_MARGIN * k, baseline * k), line.text, font=font, fill=line.colour, anchor="ls",
-                  stroke_width=stroke, stroke_fill=line.colour)
-
-    dash, gap, y = 6 * k, 4 * k, round(_RULE_Y * k)
-    x = _MARGIN * k
-    while x < (CARD_WIDTH - _MARGIN) * k:
-        draw.line([(round(x), y), (round(min(x + dash, (CARD_WIDTH - _MARGIN) * k)), y)], fill=_RULE, width=max(1, round(1.5 * k)))
-        x += dash + gap
-
-    # The QR: the quiet zone is the card's white; modules are whole pixels for a sharp code.
-    qr_px = module_px * modules
-    left = (width - qr_px) // 2
-    top = round(_QR_TOP * k + (_QR_BOX * k - qr_px) / 2)
-    pixels = bytes(0 if dark else 255 for row in content.matrix for dark in row)
-    code = Image.frombytes("L", (n, n), pixels).resize((n * module_px, n * module_px), Image.Resampling.NEAREST)
-    offset = QUIET_ZONE * module_px
-    card.paste(code, (left + offset, top + offset))
-
-    mark = _CURRENCY_MARKS[content.currency]
-    mark_font = _font_for(mark, khmer)
-    if mark_font is not False:
-        centre_x, centre_y = left + qr_px / 2, top + qr_px / 2
-        outer, inner = _MARK_OUTER * n * module_px / 2, _MARK_INNER * n * module_px / 2
-        box = (round(centre_x - outer), round(centre_y - outer), round(centre_x + outer), round(centre_y + outer))
-        disc = (box[2] - box[0], box[3] - box[1])
-        ring = inner / outer
-        white = _supersampled(disc, lambda d, f: d.ellipse([0, 0, disc[0] * f - 1, disc[1] * f - 1], fill=255))
-        black = _supersampled(disc, lambda d, f: d.ellipse(
-            [disc[0] * f * (1 - ring) / 2, disc[1] * f * (1 - ring) / 2,
-             disc[0] * f * (1 + ring) / 2 - 1, disc[1] * f * (1 + ring) / 2 - 1], fill=255))
-        card.paste("#FFFFFF", box[:2], white)
-        card.paste("#000000", box[:2], black)
-        glyph = _font(mark_font, max(6, round(inner * _MARK_GLYPH[content.currency])))
-        draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), mark, font=glyph, fill="#FFFFFF", anchor="mm",
-                  stroke_width=max(1, round(inner / 24)), stroke_fill="#FFFFFF")
-
-    if content.expiry:
-        font_size = round(14 * k)
-        draw.text((width / 2, _EXPIRY_BASELINE * k), content.expiry, font=_font(None, font_size), fill=_SOFT_TEXT, anchor="ms")
-
-    # Transparent outside the rounded corners, antialiased.
-    radius = round(_RADIUS * k)
-    alpha = Image.new("L", (width, height), 255)
-    corner = _supersampled((radius, radius), lambda d, f: d.pieslice([0, 0, 2 * radius * f - 1, 2 * radius * f - 1], 180, 270, fill=255))
-    alpha.paste(corner, (0, 0))
-    alpha.paste(corner.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (width - radius, 0))
-    alpha.paste(corner.transpose(Image.Transpose.FLIP_TOP_BOTTOM), (0, height - radius))
-    alpha.paste(corner.transpose(Image.Transpose.ROTATE_180), (width - radius, height - radius))
-    card.putalpha(alpha)
-
-    out = io.BytesIO()
-    card.save(out, format="PNG")
-    return out.getvalue()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from engine.config import Settings, data_dir
 from engine.errors import InvalidInput
-from engine.khqr.card import render_card_png, render_card_svg
+from engine.khqr.card import render_card_svg
+from engine.khqr.card_png import render_card_png
 from engine.records import Payment
 
 __all__ = ["CARD_MEDIA_TYPES", "Card", "card_format_of", "cards_directory", "payment_card", "render_payment_card", "save_payment_card", "write_file_whole"]

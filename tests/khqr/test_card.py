@@ -23,8 +23,9 @@ from bakong_console.cli.main import app
 from engine import khqr
 from engine.errors import InvalidInput
 from engine.khqr import IndividualInfo, KHQRError, MerchantInfo
-from engine.khqr import card as card_module
-from engine.khqr.card import CARD_HEIGHT, CARD_WIDTH, card_content, khmer_font_path, render_card_png, render_card_svg
+from engine.khqr import card_png as card_png_module
+from engine.khqr.card import CARD_HEIGHT, CARD_WIDTH, card_content, render_card_svg
+from engine.khqr.card_png import khmer_font_path, render_card_png
 from engine.khqr.render import QUIET_ZONE
 from tests.khqr.test_cli import one_line_error
 
@@ -283,7 +284,7 @@ def test_png_size_and_transparent_corners() -> None:
 def test_png_bytes_are_deterministic_and_carry_no_metadata() -> None:
     first = render_card_png(USD_KHMER)
     khmer_font_path.cache_clear()
-    card_module._font.cache_clear()
+    card_png_module._font.cache_clear()
     assert render_card_png(USD_KHMER) == first
     assert render_card_svg(USD_KHMER) == render_card_svg(USD_KHMER)
     assert set(png_chunks(first)) == {b"IHDR", b"IDAT", b"IEND"}

@@ -11,7 +11,7 @@ from textual.widgets import Static
 from bakong_console.tui.dialogs.payment_dialogs import PaymentQRDialog
 from engine.clock import ManualClock
 from engine.config import Settings, data_dir
-from engine.khqr.card import render_card_png
+from engine.khqr.card_png import render_card_png
 from engine.runtime import Engine
 from tests.support.settings import make_settings
 from tests.tui.conftest import OPERATOR, console_app, quiet, wait_until

@@ -9,7 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bakong_console.cli.main import app
-from engine.khqr.card import render_card_png, render_card_svg
+from engine.khqr.card import render_card_svg
+from engine.khqr.card_png import render_card_png
 from tests.support.settings import TEST_DATA_KEY
 
 runner = CliRunner()
