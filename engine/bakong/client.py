@@ -48,6 +48,8 @@ from engine.bakong.models import (
 from engine.bakong.parsing import (
     Envelope,
     interpret_response,
+)
+from engine.bakong.payloads import (
     parse_account,
     parse_deeplink,
     parse_list,

@@ -12,10 +12,12 @@ from engine.bakong.environments import Endpoint
 from engine.bakong.models import CheckStatus
 from engine.bakong.parsing import (
     interpret_response,
+    parse_retry_after,
+)
+from engine.bakong.payloads import (
     parse_amount,
     parse_list,
     parse_ms,
-    parse_retry_after,
     parse_token,
     parse_transaction,
 )
