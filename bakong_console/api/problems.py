@@ -32,6 +32,7 @@ from engine import errors as E
 __all__ = [
     "PROBLEM_TYPES",
     "ClientBlocked",
+    "UnreadableForwardedFor",
     "FieldError",
     "Problem",
     "install_problem_handlers",
@@ -53,6 +54,13 @@ class ClientBlocked(E.RateLimitExceeded):
 
     kind = "client-blocked"
     http_status = 429
+
+
+class UnreadableForwardedFor(E.BakongConsoleError):
+    """A trusted proxy forwarded a client address (``X-Forwarded-For``) that cannot be read."""
+
+    kind = "bad-request"
+    http_status = 400
 
 
 def _doc(cls: type) -> str:

@@ -2,26 +2,29 @@
 
 Two things are limited:
 
-- **requests per API key**, with a sliding-window counter: the estimate is
-  ``previous_window * (1 - elapsed_fraction) + current_window``, so a client cannot send twice
-  the limit across a window boundary the way a fixed window allows. A request over the limit is
-  refused (and not counted) with the seconds until one more would fit (``Retry-After``).
+- **requests per API key**, with a true sliding window (a log of the accepted requests' times):
+  in no 60-second span, wherever it starts, are more than the limit accepted, so a client cannot
+  send up to twice the limit across a window boundary the way a fixed window (or a two-window
+  estimate) allows. A request over the limit is refused (and not counted) with the seconds until
+  the oldest counted request leaves the window (``Retry-After``).
 - **failed authentications per client IP**: after ``failures_before_block`` failures within
   ``block_seconds`` the IP is blocked for ``block_seconds``.
 
 Time comes from the injected clock, in Redis too (the clock's instant is what is compared;
 Redis TTLs only clean up), so tests drive both backends with a manual clock.
 
-``MemoryLimiter`` keeps its counters in this process. ``RedisLimiter`` keeps them in Redis
-(redis-py's asyncio client, one Lua script per decision, so instances sharing a Redis share the
-limits); when Redis fails it falls back to an in-process limiter for that call and logs it,
-rather than refusing payments because the limiter is down.
+``MemoryLimiter`` keeps its logs in this process (a deque per key: at most ``limit`` times).
+``RedisLimiter`` keeps them in Redis (a sorted set per key; redis-py's asyncio client, one Lua
+script per decision, so instances sharing a Redis share the limits); when Redis fails it falls
+back to an in-process limiter for that call and logs it, rather than refusing payments because
+the limiter is down.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,35 +44,8 @@ class RateDecision:
     remaining: int
     #: Seconds until one more request would be allowed (0 when allowed).
     retry_after: float
-    #: Seconds until the current window ends.
+    #: Seconds until the oldest counted request leaves the window (one more place frees then).
     reset_after: float
-
-
-def _decide(prev: int, curr: int, *, limit: int, now: float, window: float) -> RateDecision:
-    """The sliding-window decision for one more request, given the two windows' counts."""
-    start = math.floor(now / window) * window
-    elapsed = (now - start) / window
-    estimate = prev * (1.0 - elapsed) + curr
-    reset_after = start + window - now
-    if estimate + 1 <= limit:
-        remaining = max(0, math.floor(limit - (estimate + 1)))
-        return RateDecision(True, limit, remaining, 0.0, reset_after)
-    return RateDecision(False, limit, 0, _wait(prev, curr, limit=limit, elapsed=elapsed, window=window), reset_after)
-
-
-def _wait(prev: int, curr: int, *, limit: int, elapsed: float, window: float) -> float:
-    """Seconds until ``prev*(1-f) + curr + 1 <= limit`` (the previous window's weight decays)."""
-    if limit <= 0:
-        return window
-    if curr + 1 <= limit and prev > 0:
-        needed = 1.0 - (limit - curr - 1) / prev
-        return max(0.0, (needed - elapsed) * window)
-    # Wait for the next window, where this window's count decays in turn.
-    to_next = (1.0 - elapsed) * window
-    if curr <= 0:
-        return to_next
-    needed = max(0.0, 1.0 - (limit - 1) / curr)
-    return to_next + needed * window
 
 
 class Limiter(Protocol):
@@ -94,7 +70,7 @@ class MemoryLimiter:
         self.failures_before_block = max(1, failures_before_block)
         self.block_seconds = float(block_seconds)
         self.window = window
-        self._windows: dict[str, list[int]] = {}  # key -> [window index, current count, previous count]
+        self._accepted: dict[str, deque[float]] = {}  # key -> times of the requests accepted in the window
         self._failures: dict[str, tuple[float, int]] = {}  # ip -> (first failure at, count)
         self._blocked: dict[str, float] = {}  # ip -> until
 
@@ -103,18 +79,22 @@ class MemoryLimiter:
 
     async def hit(self, key: str, *, limit: int) -> RateDecision:
         now = self._now()
-        index = math.floor(now / self.window)
-        state = self._windows.get(key)
-        if state is None:
-            state = self._windows[key] = [index, 0, 0]
-        elif state[0] != index:
-            state[2] = state[1] if state[0] == index - 1 else 0
-            state[1] = 0
-            state[0] = index
-        decision = _decide(state[2], state[1], limit=limit, now=now, window=self.window)
-        if decision.allowed:
-            state[1] += 1
-        return decision
+        window = self.window
+        accepted = self._accepted.get(key)
+        if accepted is None:
+            accepted = self._accepted[key] = deque()
+        horizon = now - window
+        while accepted and accepted[0] <= horizon:
+            accepted.popleft()
+        count = len(accepted)
+        if count < limit:
+            accepted.append(now)
+            return RateDecision(True, limit, limit - count - 1, 0.0, accepted[0] + window - now)
+        if limit <= 0:
+            return RateDecision(False, limit, 0, window, window)
+        # The request that must leave for one more to fit (the limit may have been lowered).
+        wait = accepted[count - limit] + window - now
+        return RateDecision(False, limit, 0, wait, accepted[0] + window - now)
 
     async def blocked_for(self, ip: str) -> float:
         until = self._blocked.get(ip)
@@ -153,18 +133,24 @@ class MemoryLimiter:
         return None
 
 
-# KEYS: current window, previous window. ARGV: limit, elapsed fraction, ttl ms.
-# Returns {allowed (0/1), current count before this request, previous count}.
+# KEYS: the key's log (a sorted set of accepted requests scored by their clock time).
+# ARGV: now, window seconds, limit, a unique member for this request, ttl ms.
+# Returns {allowed (0/1), count before this request, the time (as a string: Lua would truncate a
+# number) of the request that must leave for one more to fit (refused) or of the oldest (allowed)}.
 _HIT_LUA = """
-local curr = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local estimate = prev * (1 - tonumber(ARGV[2])) + curr
-if estimate + 1 > tonumber(ARGV[1]) then
-  return {0, curr, prev}
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+local n = redis.call('ZCARD', KEYS[1])
+if n >= limit then
+  if limit <= 0 then return {0, n, ARGV[1]} end
+  local leaving = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+  return {0, n, leaving[2]}
 end
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return {1, curr, prev}
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {1, n, oldest[2]}
 """
 
 # KEYS: failure run, block. ARGV: failures before block, block until (clock seconds), ttl ms.
@@ -223,21 +209,20 @@ class RedisLimiter:
         from redis.exceptions import RedisError
 
         now = self.clock.now().timestamp()
-        index = math.floor(now / self.window)
-        elapsed = (now - index * self.window) / self.window
-        base = f"{self.prefix}rl:{key}:"
+        window = self.window
         try:
-            allowed, curr, prev = await self._hit_script(
-                keys=[f"{base}{index}", f"{base}{index - 1}"],
-                args=[limit, repr(elapsed), int(self.window * 2000)],
+            allowed, count, at = await self._hit_script(
+                keys=[f"{self.prefix}rl:{key}"],
+                args=[repr(now), repr(window), limit, f"{now!r}:{secrets.token_hex(6)}", int(window * 1000) + 1000],
             )
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return await self.fallback.hit(key, limit=limit)
-        decision = _decide(int(prev), int(curr), limit=limit, now=now, window=self.window)
-        if bool(allowed) != decision.allowed:  # float rounding between Lua and Python at the edge
-            decision = RateDecision(bool(allowed), limit, 0, decision.retry_after or 1.0, decision.reset_after)
-        return decision
+        count, at = int(count), float(at)
+        if allowed:
+            return RateDecision(True, limit, limit - count - 1, 0.0, at + window - now)
+        wait = window if limit <= 0 else max(0.0, at + window - now)
+        return RateDecision(False, limit, 0, wait, wait)
 
     async def blocked_for(self, ip: str) -> float:
         from redis.exceptions import RedisError

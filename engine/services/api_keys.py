@@ -8,6 +8,9 @@ and the presented key's hash is compared with ``hmac.compare_digest``.
 ``authenticate`` keeps a verified key in memory for ``AUTH_CACHE_SECONDS`` so a busy API does not
 read the key row on every request: a key revoked by another process stops working within that
 time (at once in this process).
+
+A failed authentication is named in logs by ``key_prefix_of`` (the public prefix, never the
+secret); ``record_block`` writes the audit row of an address blocked for failing too often.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from collections.abc import Iterable
 
 from engine.clock import Clock
 from engine.db import api_keys as repo
+from engine.db import journal
 from engine.db.storage import Storage
 from engine.errors import Conflict, InvalidInput, Unauthorized
-from engine.records import Actor, ApiKey
+from engine.records import Actor, ActorType, ApiKey
 
-__all__ = ["AUTH_CACHE_SECONDS", "ApiKeyService", "SCOPES", "hash_key"]
+__all__ = ["AUTH_CACHE_SECONDS", "ApiKeyService", "SCOPES", "hash_key", "key_prefix_of"]
 
 #: Every scope a key can hold, and what it allows.
 SCOPES: dict[str, str] = {
@@ -40,12 +44,21 @@ AUTH_CACHE_SECONDS = 5.0
 TOUCH_INTERVAL_SECONDS = 60.0
 
 _KEY_RE = re.compile(r"^bk_([0-9a-z]{8})_([A-Za-z0-9_-]{43})$")
+_PRESENTED_PREFIX_RE = re.compile(r"^bk_([0-9a-z]{8})_")
 _PREFIX_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _DUMMY_HASH = "sha256:" + "0" * 64
 
 
 def hash_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix_of(presented: str | None) -> str:
+    """What a log or audit row may say about a presented key: ``bk_<prefix>``, never the secret."""
+    if not presented:
+        return "(none)"
+    match = _PRESENTED_PREFIX_RE.match(presented)
+    return f"bk_{match.group(1)}" if match else "(not a key)"
 
 
 def _new_key() -> tuple[str, str]:
@@ -141,6 +154,19 @@ class ApiKeyService:
             raise Unauthorized("invalid API key")
         await self._touch(key, now)
         return key
+
+    async def record_block(self, ip: str, *, key_prefix: str, failures: int, seconds: float, reason: str) -> None:
+        """The audit row of ``ip`` blocked for ``seconds`` after ``failures`` failed authentications."""
+        async with self.storage.transaction(events=False) as tx:
+            await journal.audit(
+                tx,
+                Actor(ActorType.SYSTEM, "api", source_ip=ip),
+                "api.client_blocked",
+                "client_ip",
+                ip,
+                after={"key_prefix": key_prefix, "failures": failures, "block_seconds": round(seconds)},
+                reason=reason,
+            )
 
     async def _touch(self, key: ApiKey, now: float) -> None:
         last = self._touched.get(key.id)

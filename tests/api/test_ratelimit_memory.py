@@ -1,4 +1,4 @@
-"""The sliding-window arithmetic and IP blocks of the in-process limiter, on the manual clock."""
+"""The sliding window and IP blocks of the in-process limiter, on the manual clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bakong_console.api.ratelimit import MemoryLimiter
+from bakong_console.api.ratelimit import MemoryLimiter, RedisLimiter
 from engine.clock import ManualClock
 
 
@@ -25,13 +25,12 @@ async def test_limit_then_refuse_with_the_exact_wait(limiter: MemoryLimiter, clo
     assert all(d.allowed for d in decisions) and [d.remaining for d in decisions] == list(range(9, -1, -1))
     refused = await limiter.hit("k", limit=10)
     assert not refused.allowed
-    # Full current window: wait for the next window, then until 1/10 of this one has decayed.
-    assert refused.retry_after == pytest.approx(60 + 6)
+    # All ten were accepted at once: one more fits when they leave the window, a minute later.
+    assert refused.retry_after == pytest.approx(60)
     clock.advance(refused.retry_after - 0.5)
     assert not (await limiter.hit("k", limit=10)).allowed
     clock.advance(0.5)
-    assert (await limiter.hit("k", limit=10)).allowed
-    assert not (await limiter.hit("k", limit=10)).allowed
+    assert [(await limiter.hit("k", limit=10)).allowed for _ in range(11)] == [True] * 10 + [False]
 
 
 async def test_no_double_burst_across_a_window_boundary(limiter: MemoryLimiter, clock: ManualClock) -> None:
@@ -39,9 +38,38 @@ async def test_no_double_burst_across_a_window_boundary(limiter: MemoryLimiter, 
     assert all([(await limiter.hit("k", limit=10)).allowed for _ in range(10)])
     clock.advance(1)  # a fresh fixed window would allow 10 more here
     refused = await limiter.hit("k", limit=10)
-    assert not refused.allowed and refused.retry_after == pytest.approx(6)
-    clock.advance(30)  # half the previous window still counts: 5 + 0 used of 10
-    assert [(await limiter.hit("k", limit=10)).allowed for _ in range(6)] == [True] * 5 + [False]
+    assert not refused.allowed and refused.retry_after == pytest.approx(59)
+    clock.advance(30)  # a two-window estimate would let 5 through here: the ten still count
+    assert not (await limiter.hit("k", limit=10)).allowed
+    clock.advance(29)
+    assert [(await limiter.hit("k", limit=10)).allowed for _ in range(11)] == [True] * 10 + [False]
+
+
+async def test_no_span_of_a_minute_accepts_more_than_the_limit(limiter: MemoryLimiter, clock: ManualClock) -> None:
+    """Issue 20.2: a burst at a window's end, then a steady client, had 193 accepted in 57 s at 100."""
+    accepted = await hammer(limiter, clock)
+    assert busiest_minute(accepted) == 100
+    # Nothing more until the burst has left the window, then the steady client is served again.
+    assert accepted[100] - accepted[0] == pytest.approx(60) and len(accepted) == 100 + 63
+
+
+async def hammer(limiter: MemoryLimiter | RedisLimiter, clock: ManualClock) -> list[float]:
+    """100 requests at second 59, then one every 0.5 s until second 150: the accepted times."""
+    accepted: list[float] = []
+    clock.advance(59)
+    for _ in range(100):
+        if (await limiter.hit("k", limit=100)).allowed:
+            accepted.append(clock.now().timestamp())
+    for _ in range(182):
+        clock.advance(0.5)
+        if (await limiter.hit("k", limit=100)).allowed:
+            accepted.append(clock.now().timestamp())
+    return accepted
+
+
+def busiest_minute(accepted: list[float]) -> int:
+    """The most requests accepted in any 60-second span."""
+    return max(sum(1 for t in accepted if start <= t < start + 60) for start in accepted)
 
 
 async def test_refused_requests_are_not_counted_and_keys_are_independent(limiter: MemoryLimiter, clock: ManualClock) -> None:

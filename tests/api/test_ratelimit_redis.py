@@ -15,6 +15,7 @@ from bakong_console.api.ratelimit import RedisLimiter, build_limiter
 from engine.clock import ManualClock
 from engine.runtime import Engine
 from tests.api.conftest import KeyFactory, client_for
+from tests.api.test_ratelimit_memory import busiest_minute, hammer
 from tests.api.test_payments_api import problem
 from tests.support.services import unavailable
 
@@ -124,3 +125,12 @@ async def test_settings_select_the_redis_backend(app, redis_prefix: str, make_ke
     key = {"X-API-Key": await make_key("configured")}
     async with client_for(app) as client:
         assert [(await client.get(STATUS, headers=key)).status_code for _ in range(2)] == [404, 429]
+
+
+async def test_redis_window_slides_across_the_boundary(engine: Engine, redis_limiter: LimiterFactory, clock: ManualClock) -> None:
+    """Issue 20.2 through Redis: no span of 60 s accepts more than the limit."""
+    limiter = redis_limiter()
+    accepted = await hammer(limiter, clock)
+    assert busiest_minute(accepted) == 100
+    assert accepted[100] - accepted[0] == pytest.approx(60) and len(accepted) == 100 + 63
+    assert limiter.errors == 0

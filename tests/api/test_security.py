@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from bakong_console.api import create_app
+from bakong_console.api.security import hop_address
 from engine.clock import ManualClock
 from engine.db import journal
 from engine.errors import StorageError
@@ -116,6 +117,87 @@ async def test_forwarded_address_is_believed_only_from_trusted_proxies(app: Fast
     async with engine.storage.read() as tx:
         (entry,) = await journal.list_audit(tx, action="payment.create")
     assert entry.source_ip == "192.0.2.77"
+
+
+@pytest.mark.parametrize(
+    ("hop", "address"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("192.0.2.1:5555", "192.0.2.1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("[::1]:443", "::1"),
+        (" 198.51.100.9:80 ", "198.51.100.9"),
+        ("192.0.2.1:", None),
+        ("192.0.2.1:http", None),
+        ("[192.0.2.1]:80", None),
+        ("[2001:db8::1", None),
+        ("[2001:db8::1]443", None),
+        ("unknown", None),
+        ("example.com:443", None),
+    ],
+)
+def test_forwarded_hops_are_read_with_or_without_a_port(hop: str, address: str | None) -> None:
+    assert hop_address(hop) == address
+
+
+@pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 2, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_a_forwarded_hop_with_a_port_is_charged_to_its_client_not_the_proxy(app: FastAPI, key: str, engine: Engine) -> None:
+    """Issue 20.3: ``ip:port`` and ``[v6]:port`` hops were charged to the proxy's own address."""
+    async with client_for(app, ip="10.1.2.3") as proxy:
+        for forwarded in ("192.0.2.1:5555", "[2001:db8::7]:443"):
+            for _ in range(2):
+                problem(await proxy.get(STATUS, headers={"X-Forwarded-For": forwarded, "X-API-Key": "nope"}), 401, "unauthorized")
+            problem(await proxy.get(STATUS, headers={"X-Forwarded-For": forwarded, "X-API-Key": key}), 429, "client-blocked")
+        # The proxy and the other clients behind it still get through.
+        assert (await proxy.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+        assert (await proxy.get(STATUS, headers={"X-Forwarded-For": "192.0.2.2:1", "X-API-Key": key})).status_code == 404
+        created = await proxy.post(CREATE, json=BODY, headers={"X-Forwarded-For": "[2001:db8::9]:8443, 10.9.9.9:80", "X-API-Key": key})
+    assert created.status_code == 201
+    async with engine.storage.read() as tx:
+        (entry,) = await journal.list_audit(tx, action="payment.create")
+    assert entry.source_ip == "2001:db8::9"
+
+
+@pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 2, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_an_unreadable_forwarded_hop_is_refused_not_blamed_on_the_proxy(app: FastAPI, key: str) -> None:
+    async with client_for(app, ip="10.1.2.3") as proxy, client_for(app) as direct:
+        for _ in range(5):
+            refused = problem(await proxy.get(STATUS, headers={"X-Forwarded-For": "not-an-ip", "X-API-Key": "nope"}), 400, "bad-request")
+        assert "not-an-ip" in refused["detail"]
+        assert (await proxy.get(STATUS, headers={"X-Forwarded-For": "192.0.2.1, garbage", "X-API-Key": key})).status_code == 400
+        # Nobody was charged: the proxy, its clients and direct clients all still get through.
+        assert (await proxy.get(STATUS, headers={"X-API-Key": key})).status_code == 404
+        assert (await proxy.get(STATUS, headers={"X-Forwarded-For": "192.0.2.1", "X-API-Key": key})).status_code == 404
+        # A client talking directly is not a proxy: its header is ignored, not refused.
+        assert (await direct.get(STATUS, headers={"X-Forwarded-For": "not-an-ip", "X-API-Key": key})).status_code == 404
+    assert app.state.api.metrics.auth_failures == 0
+
+
+@pytest.mark.parametrize("api_overrides", [{"auth_failures_before_block": 2, "block_seconds": 600}])
+async def test_failed_logins_and_blocks_are_logged_and_blocks_audited(
+    app: FastAPI, key: str, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 18.13: a log line per failure and per block (address, key prefix, reason), an audit
+    row per block; never the presented key itself."""
+    wrong = "bk_abcdefgh_" + "s" * 43
+    caplog.set_level("WARNING", logger="bakong_console.api.security")
+    async with client_for(app, ip="192.0.2.66") as attacker:
+        problem(await attacker.get(STATUS), 401, "unauthorized")
+        problem(await attacker.get(STATUS, headers={"X-API-Key": wrong}), 401, "unauthorized")
+        problem(await attacker.get(STATUS, headers={"X-API-Key": key}), 429, "client-blocked")
+    lines = [r.getMessage() for r in caplog.records if r.name == "bakong_console.api.security"]
+    assert lines == [
+        "API authentication failed: address=192.0.2.66 key=(none) reason=no API key",
+        "API authentication failed: address=192.0.2.66 key=bk_abcdefgh reason=invalid API key",
+        "API address blocked: address=192.0.2.66 key=bk_abcdefgh reason=invalid API key failures=2 seconds=600",
+    ]
+    assert "s" * 43 not in caplog.text
+    async with engine.storage.read() as tx:
+        (entry,) = await journal.list_audit(tx, action="api.client_blocked")
+    assert (entry.actor_type, entry.subject_type, entry.subject_id, entry.source_ip) == ("system", "client_ip", "192.0.2.66", "192.0.2.66")
+    assert entry.after == {"key_prefix": "bk_abcdefgh", "failures": 2, "block_seconds": 600}
+    assert entry.reason == "invalid API key"
 
 
 @pytest.mark.parametrize("api_overrides", [{"rate_limit_per_minute": 3}])
