@@ -167,6 +167,13 @@ class PaymentOut(BaseModel):
     )
 
 
+class MonitorOut(PaymentOut):
+    timed_out: bool = Field(
+        description="true when the wait ended at its timeout with the payment still PENDING (it is still being "
+        "checked with Bakong: monitor again); false when the payment reached another state."
+    )
+
+
 class MonitorRequest(Strict):
     payment_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     md5: MD5 | None = None

@@ -58,6 +58,15 @@ def pay(
                     limit = max(0.0, (payment.expires_at - engine.clock.now()).total_seconds()) + 5.0
                 typer.echo("waiting for the payment...", err=True)
                 payment = await engine.payments.monitor(payment.id, timeout=limit)
+                if payment.status is PaymentStatus.PENDING:
+                    # monitor returns a PENDING payment only when the wait ran out.
+                    typer.echo(f"{payment.id} PENDING (timed out after {limit:g} s of waiting)")
+                    typer.echo(
+                        f"error: timed out after {limit:g} s waiting: payment {payment.id} is still PENDING, not PAID "
+                        "(still checked with Bakong: `bakong-console payments show` it later)",
+                        err=True,
+                    )
+                    return 1
             typer.echo(f"{payment.id} {payment.status.value}")
             if payment.status is PaymentStatus.PAID:
                 return 0

@@ -187,6 +187,7 @@ async def test_monitor_answers_when_the_payment_is_paid(
     await run_for(engine, clock, 10)
     response = await asyncio.wait_for(waiting, 10)
     assert response.status_code == 200 and response.json()["data"]["status"] == "PAID"
+    assert response.json()["data"]["timed_out"] is False
 
 
 async def test_monitor_times_out_with_the_pending_state_and_caps_the_wait(
@@ -202,6 +203,11 @@ async def test_monitor_times_out_with_the_pending_state_and_caps_the_wait(
     await run_for(engine, clock, 10, step=5)
     response = await asyncio.wait_for(waiting, 10)
     assert response.status_code == 200 and response.json()["data"]["status"] == "PENDING"
+    # The answer says the wait ran out, beside every field a status answer has.
+    data = response.json()["data"]
+    assert data["timed_out"] is True
+    status = (await client.get(f"/api/payments/status/{data['md5']}", headers=auth)).json()["data"]
+    assert set(data) - {"timed_out"} == set(status) and data["id"] == status["id"] and data["status"] == status["status"]
 
 
 async def test_monitor_customer_says_paid_is_audited_with_the_key(

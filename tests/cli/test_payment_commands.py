@@ -60,6 +60,14 @@ def test_pay_then_sandbox_pay_then_check(config: Path) -> None:
     assert shown["status"] == "PAID" and shown["bakong_hash"] and [h["to"] for h in shown["history"]] == ["PENDING", "PAID"]
 
 
+def test_pay_wait_that_runs_out_says_it_timed_out(config: Path) -> None:
+    code, out, err = cli(config, "pay", "--amount", "5000", "--currency", "KHR", "--json", "--wait", "--wait-seconds", "0.5")
+    assert code == 1
+    payment_id = json.loads(out[: out.rindex("}") + 1])["id"]
+    assert out.splitlines()[-1] == f"{payment_id} PENDING (timed out after 0.5 s of waiting)"
+    assert err.splitlines()[-1].startswith(f"error: timed out after 0.5 s waiting: payment {payment_id} is still PENDING, not PAID")
+
+
 def test_pay_prints_a_scannable_qr_and_the_md5(config: Path) -> None:
     code, out, _ = cli(config, "pay", "--amount", "5000", "--currency", "KHR")
     assert code == 0

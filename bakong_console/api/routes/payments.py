@@ -17,6 +17,7 @@ from bakong_console.api.schemas import (
     BulkCheckResult,
     CancelPaymentRequest,
     Envelope,
+    MonitorOut,
     MonitorRequest,
     Page,
     PaymentCreate,
@@ -129,7 +130,7 @@ async def payment_status(
 
 @router.post(
     "/monitor",
-    response_model=Envelope[PaymentOut],
+    response_model=Envelope[MonitorOut],
     summary="Wait for a payment to leave PENDING (long-poll)",
     responses=keyed_problems(404, 409, 413, 422),
 )
@@ -139,7 +140,8 @@ async def monitor_payment(
     principal: PaymentsReader,
 ) -> Response:
     """Answers as soon as the payment is final, or after `timeout_seconds` (at most
-    `api.monitor_max_seconds`) with its state then. Name the payment by `payment_id` or `md5`.
+    `api.monitor_max_seconds`) with its state then and `timed_out: true`. Name the payment by
+    `payment_id` or `md5`.
     `customer_says_paid` asks the poller to check it first (audited with this key)."""
     ctx = request.app.state.api
     payments = ctx.engine.payments
@@ -154,7 +156,8 @@ async def monitor_payment(
         except InvalidTransition:
             pass  # no longer checked: monitor answers its state
     payment = await payments.monitor(payment.id, timeout=timeout)
-    return ok(request, payment_data(payment))
+    # monitor returns a PENDING payment only when its wait ran out.
+    return ok(request, {**payment_data(payment), "timed_out": payment.status is PaymentStatus.PENDING})
 
 
 @router.post(
