@@ -314,10 +314,23 @@ class WebSettings:
 
 @dataclass(frozen=True)
 class DisplaySettings:
-    """What the payer reads."""
+    """What the payer reads, and the customer display at the counter (/display/{terminal}):
+    where the console serves it and how it is paired. `serve` serves it beside the API."""
 
     #: The language payers' pages open in: "km" (Khmer) or "en" (English); the page can switch.
     language: str = "km"
+    #: The console serves its terminal's customer display itself on host:port while it runs.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8082
+    #: The address displays reach it at (e.g. "http://192.168.1.20:8082"), shown with a pairing
+    #: code; empty: the console's own display server (host:port).
+    public_url: str = ""
+    #: How long a pairing code can be used, and how many wrong tries end it.
+    pairing_code_seconds: float = 300.0
+    pairing_attempts: int = 5
+    #: How long the display shows PAID (large, with the amount) before it idles again.
+    paid_seconds: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -652,6 +665,19 @@ def _check_consistency(settings: Settings, origin: str) -> None:
             raise ConfigError(f"{origin}: web.public_url: must be an http:// or https:// address like https://pay.example.com, got {public_url!r}")
     if settings.web.port == 0 or settings.web.port > 65535:
         raise ConfigError(f"{origin}: web.port: must be from 1 to 65535")
+    display = settings.display
+    if display.port == 0 or display.port > 65535:
+        raise ConfigError(f"{origin}: display.port: must be from 1 to 65535")
+    if display.public_url:
+        parts = urlsplit(display.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+            raise ConfigError(f"{origin}: display.public_url: must be an http:// or https:// address like http://192.168.1.20:8082, got {display.public_url!r}")
+    if display.pairing_code_seconds < 10:
+        raise ConfigError(f"{origin}: display.pairing_code_seconds: must be at least 10")
+    if not 1 <= display.pairing_attempts <= 20:
+        raise ConfigError(f"{origin}: display.pairing_attempts: must be from 1 to 20")
+    if display.paid_seconds <= 0:
+        raise ConfigError(f"{origin}: display.paid_seconds: must be greater than 0")
     database = settings.database
     if database.backup_keep < 1:
         raise ConfigError(f"{origin}: database.backup_keep: must be at least 1 (the backup just taken is kept)")

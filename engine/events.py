@@ -47,6 +47,9 @@ ALERT_BAKONG_RECOVERED = "alert.bakong_recovered"
 ALERT_WEBHOOK_ENDPOINT_DISABLED = "alert.webhook_endpoint_disabled"
 ALERT_BACKUP_FAILED = "alert.backup_failed"
 
+DISPLAY_PAIRED = "display.paired"
+DISPLAY_REVOKED = "display.revoked"
+
 WEBHOOK_TEST = "webhook.test"
 
 #: The event a payment transition into each status emits.

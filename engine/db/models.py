@@ -132,6 +132,29 @@ class CheckoutLinkRow(Base):
     created_at: Mapped[datetime]
 
 
+class DisplayRow(Base):
+    """A customer display at a terminal's counter: paired once with a short-lived pairing code,
+    then opened by a device token. Only SHA-256 digests of the code and the token are kept."""
+
+    __tablename__ = "displays"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    terminal: Mapped[str] = mapped_column(String(64), index=True)
+    #: The outstanding pairing code (NULL once paired, or after too many wrong tries).
+    pairing_code_hash: Mapped[str | None] = mapped_column(String(80))
+    pairing_expires_at: Mapped[datetime | None]
+    #: Wrong codes tried against this pairing code, and the last one's time (the rate limit).
+    pairing_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pairing_failed_at: Mapped[datetime | None]
+    #: The device token's first characters (finds the row) and the SHA-256 of the whole token.
+    token_prefix: Mapped[str | None] = mapped_column(String(16), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    paired_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class PlanRow(Base):
     __tablename__ = "plans"
 
