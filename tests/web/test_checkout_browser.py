@@ -89,7 +89,9 @@ async def test_expiry_turns_the_page_expired_and_goes_to_cancel_url(served: Serv
     payment = await served.create(success_url=paid_url, cancel_url=cancel_url, timeout_minutes=1)
     page, _ = await _open(browser, served, payment["checkout_url"])
     countdown = await page.inner_text("#countdown")
-    assert countdown in ("1:00", "0:59", "0:58"), countdown
+    minutes, _, seconds = countdown.partition(":")
+    # a live countdown from 1:00; opening the page on a busy machine can take a few seconds
+    assert 45 <= int(minutes) * 60 + int(seconds) <= 60, countdown
     served.clock.forward(61)
     served.engine.poke("expirer")
     await page.wait_for_selector('#checkout[data-state="expired"]', timeout=10_000)
