@@ -16,9 +16,11 @@
    latency, requests spent and when the quota ran dry, beside what our schedule achieves with a
    perfect forecast (told the day's payment count and paid share in advance, not when they pay)
    and the naive poller. Target: every paid payment detected, the quota not spent dry before the
-   day ends, median < 30 s.
+   day ends, median < 30 s. ``--hours 08:00-20:00`` declares those opening hours for every
+   weekday (``[hours]``), so the forecast runs to closing time instead of midnight.
 
 Run: .venv/bin/python bench/poller_bench.py [--payments 10000] [--seconds 40] [--regime 1|2|both] [--seed 3] [--days 2]
+     [--hours 08:00-20:00]
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ from engine.bakong.sandbox import SandboxControl  # noqa: E402
 from engine.clock import PHNOM_PENH, ManualClock, SystemClock  # noqa: E402
 from engine.config import PaymentSettings, Settings  # noqa: E402
 from engine.crypto import generate_key_spec  # noqa: E402
+from engine.hours import WEEKDAYS, parse_day  # noqa: E402
 from engine.db import payments as repo  # noqa: E402
+from engine.errors import InvalidInput  # noqa: E402
 from engine.ids import IdFactory  # noqa: E402
 from engine.records import Actor, PaymentStatus  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
@@ -288,7 +292,7 @@ async def settle(engine: Engine) -> None:
         await asyncio.sleep(0.001)
 
 
-async def regime_production(seed: int = 3, n_days: int = 2) -> None:
+async def regime_production(seed: int = 3, n_days: int = 2, hours: str = "") -> None:
     """Simulated business days on one database: the first has no history to forecast from, each
     later one can use the day before (what came after this time yesterday)."""
     rng = random.Random(seed)
@@ -306,6 +310,7 @@ async def regime_production(seed: int = 3, n_days: int = 2) -> None:
             daemon={"lease_seconds": 3600.0},
             webhooks={"tick_seconds": 3600.0},
             subscriptions={"tick_seconds": 3600.0},
+            hours=dict.fromkeys(WEEKDAYS, hours),
         )
         async with Engine.open(
             settings, clock=clock, run_workers=True, migrate=True, rng=random.Random(seed), ids=IdFactory(clock, random.Random(seed))
@@ -318,6 +323,7 @@ async def regime_production(seed: int = 3, n_days: int = 2) -> None:
                 results.append(await simulate_day(engine, clock, day, script, rng))
     ideal = [ideal_day(script, budget=100, payments=settings.payments) for script in scripts]
     print(f"regime 2: production-like days (seed {seed}), 100 requests a day, bulk endpoint blocked, 60 payments a day (5 never paid)")
+    print(f"  opening hours: {hours or 'not declared'}")
     print("  ideal: our schedule told the day's payment count and paid share in advance (not when they pay)")
     print(f"  {'day':<5}{'history':<10}{'detected':>10}{'median (s)':>12}{'ideal (s)':>11}{'spent':>7}{'ideal':>7}{'ran dry':>9}  target")
     for i, (r, best) in enumerate(zip(results, ideal, strict=True)):
@@ -444,7 +450,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.regime in ("1", "both"):
         await regime_unlimited(args.payments, args.seconds)
     if args.regime in ("2", "both"):
-        await regime_production(args.seed, args.days)
+        await regime_production(args.seed, args.days, args.hours)
 
 
 def main() -> None:
@@ -454,9 +460,14 @@ def main() -> None:
     parser.add_argument("--regime", choices=["1", "2", "both"], default="both")
     parser.add_argument("--seed", type=int, default=3, help="the simulated days' random seed (regime 2)")
     parser.add_argument("--days", type=int, default=2, help="simulated business days, the first without history (regime 2)")
+    parser.add_argument("--hours", default="", help='opening hours of every weekday, e.g. "08:00-20:00" (regime 2; default: none declared)')
     args = parser.parse_args()
     if args.days < 1:
         parser.error("--days must be at least 1")
+    try:
+        parse_day(args.hours)
+    except InvalidInput as exc:
+        parser.error(f"--hours: {exc.message}")
     asyncio.run(main_async(args))
 
 

@@ -46,6 +46,7 @@ ALERT_BAKONG_UNREACHABLE = "alert.bakong_unreachable"
 ALERT_BAKONG_RECOVERED = "alert.bakong_recovered"
 ALERT_WEBHOOK_ENDPOINT_DISABLED = "alert.webhook_endpoint_disabled"
 ALERT_BACKUP_FAILED = "alert.backup_failed"
+ALERT_OPENING_HOURS_MISMATCH = "alert.opening_hours_mismatch"
 
 DISPLAY_PAIRED = "display.paired"
 DISPLAY_REVOKED = "display.revoked"

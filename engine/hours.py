@@ -3,7 +3,8 @@
 ``[hours]`` in the config declares each weekday as ranges (``"08:00-20:00"``, or several:
 ``"07:00-11:30, 13:00-21:00"``), ``"closed"``, or nothing (not declared). A range whose end is not
 after its start runs past midnight (``"18:00-02:00"`` closes at 02:00 the next morning). The
-poller plans its Bakong budget up to the closing time instead of midnight; setup writes them.
+poller plans its Bakong budget up to the closing time instead of midnight (``open_seconds``) and
+notices payments made while the shop is closed (``closed_spans``); setup writes them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _DAY = 24 * 60
+_NO_GRACE = timedelta(0)
 
 #: One day's declaration: None when not declared, () when closed, else (open, close) minutes after
 #: the day's local midnight, close > open (close may pass 1440: open past midnight).
@@ -126,6 +128,48 @@ class OpeningHours:
                 if session.opens <= at < session.closes:
                     return session
         return None
+
+    def declared_on(self, day: date) -> bool:
+        """Whether local date ``day``'s weekday says anything (hours or "closed")."""
+        return self.days[day.weekday()] is not None
+
+    def open_spans(self, start: datetime, end: datetime, *, grace: timedelta = _NO_GRACE) -> list[tuple[datetime, datetime]]:
+        """The open stretches of [start, end), each session taken to last ``grace`` past its
+        closing time, merged and in order (a day not declared has no session)."""
+        first = utc(start - grace).astimezone(PHNOM_PENH).date() - timedelta(days=1)
+        last = utc(end).astimezone(PHNOM_PENH).date()
+        sessions = sorted(
+            (s.opens, s.closes + grace)
+            for offset in range((last - first).days + 1)
+            for s in self.sessions_on(first + timedelta(days=offset))
+        )
+        spans: list[tuple[datetime, datetime]] = []
+        for opens, closes in sessions:
+            a, b = max(opens, start), min(closes, end)
+            if b <= a:
+                continue
+            if spans and a <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+            else:
+                spans.append((a, b))
+        return spans
+
+    def open_seconds(self, start: datetime, end: datetime, *, grace: timedelta = _NO_GRACE) -> float:
+        """Seconds of [start, end) inside a session (each lasting ``grace`` past its closing)."""
+        return sum(((b - a).total_seconds() for a, b in self.open_spans(start, end, grace=grace)), 0.0)
+
+    def closed_spans(self, start: datetime, end: datetime, *, grace: timedelta = _NO_GRACE) -> list[tuple[datetime, datetime]]:
+        """The stretches of [start, end) outside every session (each lasting ``grace`` past its
+        closing), in order."""
+        out: list[tuple[datetime, datetime]] = []
+        reach = start
+        for a, b in self.open_spans(start, end, grace=grace):
+            if a > reach:
+                out.append((reach, a))
+            reach = b
+        if reach < end:
+            out.append((reach, end))
+        return out
 
     def is_open(self, at: datetime) -> bool:
         return self.session_at(at) is not None

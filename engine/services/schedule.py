@@ -8,7 +8,8 @@ schedule places that many checks where they buy the most: in the window in which
 pay (nobody pays in the first seconds: the payer still has to open the app, scan and confirm),
 first gaps longest (a late check is cheap: most payers were found before it), plus one at expiry
 when affordable, so the budget lasts until the quota resets at local midnight instead of running
-dry at noon.
+dry at noon. With opening hours declared the forecast runs to the closing time (and a margin)
+instead, and outside them it keeps the cheapest plan of one late payment in hand.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ DEFAULT_PAID_SHARE = 0.9
 #: With yesterday to forecast from, the recent rate still counts for at least this long ahead
 #: (today may run later than yesterday did).
 MIN_RATE_HORIZON_SECONDS = 3600.0
+#: With opening hours declared, payments still expected once the shop has closed (someone paying
+#: late): the forecast never counts fewer, so the day's last pending payments cannot spend it all.
+LATE_PAYMENTS_EXPECTED = 1
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Allowance:
         active_seconds: float | None = None,
         paid_share: float = DEFAULT_PAID_SHARE,
         floor_cost: float = 1.0,
+        seconds_to_close: float | None = None,
     ) -> Allowance:
         """Split the requests left today among the payments pending now and those expected
         before the reset.
@@ -82,14 +87,21 @@ class Allowance:
         so the budget outlasts the day while it is no busier than that; what is left over is
         spread over the likely forecast. ``checks_per_request`` is how many payments one request
         has been checking lately (more than one only where the bulk endpoint answers and checks
-        fall due together)."""
+        fall due together).
+
+        ``seconds_to_close`` (opening hours declared for today) is the open time left before
+        the reset, with the closing margin: the rate is carried forward over it instead of to the
+        reset, on the first day too, and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
+        expected, so a closed shop keeps a late payment's checks in hand."""
         usable = max(0, remaining - reserve)
         to_reset = max(0.0, seconds_to_reset)
         history = yesterday_total > 0
-        horizon = to_reset
+        horizon = to_reset if seconds_to_close is None else min(to_reset, max(0.0, seconds_to_close))
         if history and active_seconds is not None:
-            horizon = min(to_reset, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
+            horizon = min(horizon, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
         cautious = pending + max(recent_rate_per_second * horizon, float(yesterday_rest))
+        if seconds_to_close is not None:
+            cautious = max(cautious, float(pending + LATE_PAYMENTS_EXPECTED))
         likely = pending + float(yesterday_rest) if history else cautious
         share = min(1.0, max(0.0, paid_share))
         if cautious <= 0:

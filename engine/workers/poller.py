@@ -37,6 +37,7 @@ from engine.errors import (
     TokenExpired,
 )
 from engine.records import Actor, Payment, PaymentStatus
+from engine.services.opening_hours import OpeningHoursForecast
 from engine.services.schedule import DEFAULT_PAID_SHARE, Allowance, CheckSchedule
 from engine.services.settlement import apply_outcome, changes_state, check_result
 from engine.workers.base import Worker
@@ -111,6 +112,7 @@ class Poller(Worker):
         # yesterday is over: its profile is counted once (the day's midnight, slot counts)
         self._profile: tuple[datetime, list[int]] | None = None
         self._paid_share: tuple[datetime, float] | None = None
+        self.opening_hours = OpeningHoursForecast(storage, settings.hours.opening_hours())
 
     # --- budget -----------------------------------------------------------------------------------
 
@@ -118,6 +120,7 @@ class Poller(Worker):
         now = self.clock.now()
         usage = await self.client.budget_usage()
         reset = local_midnight_after(now)
+        hours = await self.opening_hours.today(now, reset, DEMAND_WINDOW)
         async with self.storage.read() as tx:
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
             # payments created yesterday between this time of day and its midnight
@@ -132,7 +135,7 @@ class Poller(Worker):
             remaining=usage.remaining,
             reserve=self.settings.payments.reserve_requests,
             pending=pending,
-            recent_rate_per_second=recent / DEMAND_WINDOW.total_seconds(),
+            recent_rate_per_second=recent / (hours.demand_seconds or DEMAND_WINDOW.total_seconds()),
             seconds_to_reset=(reset - now).total_seconds(),
             yesterday_rest=yesterday_rest,
             yesterday_total=sum(slots),
@@ -142,6 +145,7 @@ class Poller(Worker):
             paid_share=paid_share,
             floor_cost=self.schedule.floor_cost(paid_share),
             nominal_checks=self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
+            seconds_to_close=hours.seconds_to_close,
         )
 
     async def _yesterday_profile(self, tx: Tx, start: datetime) -> list[int]:

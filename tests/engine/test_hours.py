@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,3 +85,32 @@ def test_config_hours_are_checked_when_settings_load(tmp_path: Path) -> None:
     path.write_text('[hours]\nmonday = "08:00-20:00"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[hours\] unknown key 'monday'"):
         load_settings(path)
+
+
+def test_open_time_between_two_instants_with_the_closing_margin() -> None:
+    week = OpeningHours.parse({"mon": "07:00-11:30, 13:00-21:00", "tue": "18:00-02:00", "wed": "", "sun": "closed"})
+    quarter = timedelta(minutes=15)
+    # Monday from 10:00 to midnight: 1.5 h before lunch, 8 h after
+    assert week.open_seconds(pp(12, 10), pp(13, 0)) == (1.5 + 8) * 3600
+    # with the margin each session lasts 15 minutes longer
+    assert week.open_seconds(pp(12, 10), pp(13, 0), grace=quarter) == (1.75 + 8.25) * 3600
+    assert week.open_spans(pp(12, 21), pp(13, 0), grace=quarter) == [(pp(12, 21), pp(12, 21, 15))]
+    # Tuesday's evening runs past midnight: Wednesday (not declared) is open until 02:00
+    assert week.open_seconds(pp(14, 0), pp(15, 0)) == 2 * 3600
+    assert week.closed_spans(pp(14, 0), pp(14, 12)) == [(pp(14, 2), pp(14, 12))]
+    # a closed Sunday: nothing open, all of it closed
+    assert week.open_seconds(pp(18, 0), pp(19, 0)) == 0
+    assert week.closed_spans(pp(18, 0), pp(18, 9)) == [(pp(18, 0), pp(18, 9))]
+    # Monday's closed stretches up to 22:00 with the margin: before opening, lunch, after closing
+    assert week.closed_spans(pp(12, 0), pp(12, 22), grace=quarter) == [
+        (pp(12, 0), pp(12, 7)),
+        (pp(12, 11, 45), pp(12, 13)),
+        (pp(12, 21, 15), pp(12, 22)),
+    ]
+    assert week.declared_on(date(2026, 1, 18)) and not week.declared_on(date(2026, 1, 14))
+
+
+def test_a_margin_that_bridges_two_sessions_merges_them() -> None:
+    week = OpeningHours.parse({"mon": "08:00-12:00, 12:10-18:00"})
+    assert week.open_spans(pp(12, 0), pp(13, 0), grace=timedelta(minutes=15)) == [(pp(12, 8), pp(12, 18, 15))]
+    assert week.closed_spans(pp(12, 9), pp(12, 17), grace=timedelta(minutes=15)) == []

@@ -139,3 +139,36 @@ def test_without_history_a_generous_guess_is_capped_at_three_checks() -> None:
     rich_guess = Allowance(rich.per_payment, rich.remaining_requests, rich.expected_payments, from_history=False)
     assert _checks(schedule, T0, rich_guess) == [46.667, 83.333, WINDOW, 900.0]  # and the one at expiry
     assert len(_checks(schedule, T0, rich)) >= 10
+
+
+def test_declared_hours_end_the_forecast_at_closing_time_on_the_first_day_too() -> None:
+    rate = 5 / 3600
+    to_reset = 15.5 * 3600  # 08:30 in Phnom Penh
+    to_close = 11.5 * 3600 + 900  # open until 20:00, and the 15-minute margin
+    common = {"remaining": 97, "reserve": 0, "pending": 2, "recent_rate_per_second": rate, "seconds_to_reset": to_reset, "nominal_checks": 90.0}
+    midnight = Allowance.compute(**common)
+    closing = Allowance.compute(**common, seconds_to_close=to_close)
+    assert midnight.expected_payments == pytest.approx(2 + 5 * 15.5)
+    assert closing.expected_payments == pytest.approx(2 + 5 * 11.75)
+    assert closing.per_payment == pytest.approx(97 / (2 + 5 * 11.75)) and not closing.from_history
+    # with yesterday's busy hours known, the closing time still bounds the rate's horizon
+    late = Allowance.compute(**{**common, "recent_rate_per_second": 6 / 3600}, yesterday_total=60, active_seconds=4 * 3600, seconds_to_close=1800)
+    assert late.expected_payments == pytest.approx(2 + 6 * 0.5)
+
+
+def test_a_closed_shop_keeps_one_late_payment_in_hand() -> None:
+    common = {"remaining": 20, "reserve": 0, "recent_rate_per_second": 4 / 3600, "seconds_to_reset": 3 * 3600, "nominal_checks": 90.0}
+    # after closing (or on a closed day): no time left to carry the rate over, one late payment expected
+    closed = Allowance.compute(**common, pending=2, seconds_to_close=0.0)
+    assert closed.expected_payments == 3 and closed.per_payment == pytest.approx(20 / 3)
+    # nothing pending: still a plan for the late one, not "ample"
+    idle = Allowance.compute(**common, pending=0, seconds_to_close=0.0)
+    assert idle.expected_payments == 1 and idle.per_payment == pytest.approx(20.0)
+    # without hours nothing pending and nothing expected is ample, as before
+    assert Allowance.compute(**{**common, "recent_rate_per_second": 0.0}, pending=0).ample
+
+
+def test_without_hours_the_rate_runs_over_yesterdays_busy_hours_as_before() -> None:
+    kwargs = {"remaining": 60, "reserve": 3, "pending": 4, "recent_rate_per_second": 7 / 3600, "seconds_to_reset": 9 * 3600,
+              "nominal_checks": 80.0, "yesterday_rest": 30, "yesterday_total": 60, "active_seconds": 5 * 3600.0, "floor_cost": 1.1}  # fmt: skip
+    assert Allowance.compute(**kwargs).expected_payments == pytest.approx(4 + 35)

@@ -1,0 +1,98 @@
+"""What the declared opening hours tell the poller's budget forecast, and the alert when today's
+payments say they are wrong.
+
+With hours declared for today, payments are expected only while the shop is open: the forecast
+carries the recent creation rate over the open time left before the quota resets (each session
+lasting ``CLOSING_MARGIN`` past its closing time: the last customers at the counter), and measures
+that rate over the open time of its window rather than over the whole window (at 08:30 the shop
+has been open half an hour, not two). A payment created outside them (past the margin) means the
+hours cannot be trusted today: the forecast runs to the reset as without hours, and one
+``alert.opening_hours_mismatch`` event is raised for the day (remembered in the database, so a
+restart or another poller does not raise it again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from engine import events as ev
+from engine.clock import PHNOM_PENH, utc
+from engine.db import journal
+from engine.db import payments as repo
+from engine.db import state as engine_state
+from engine.db.storage import Storage
+from engine.hours import WEEKDAYS, OpeningHours, format_day
+
+__all__ = ["CLOSING_MARGIN", "HOURS_ALERT_STATE", "MIN_DEMAND_SECONDS", "OpeningHoursForecast", "TodaysHours"]
+
+#: Payments are still expected this long after a session closes (customers served at closing time);
+#: one created then is not outside the hours.
+CLOSING_MARGIN = timedelta(minutes=15)
+#: The recent rate is never measured over less open time than this (two payments in the first
+#: minutes after opening are not a rate of hundreds an hour).
+MIN_DEMAND_SECONDS = 1800.0
+#: The engine state holding the local day the mismatch alert was last raised for.
+HOURS_ALERT_STATE = "poller.hours_alert"
+
+
+@dataclass(frozen=True)
+class TodaysHours:
+    """The forecast's view of today: the open time left before the reset (with the margin) and
+    the open time of the demand window; None for either when the hours do not apply today."""
+
+    seconds_to_close: float | None
+    demand_seconds: float | None
+
+
+_NOT_APPLIED = TodaysHours(None, None)
+
+
+class OpeningHoursForecast:
+    """The declared hours, checked against today's payments once per poller pass."""
+
+    def __init__(self, storage: Storage, hours: OpeningHours) -> None:
+        self.storage = storage
+        self.hours = hours
+        #: The local day on which a payment was seen outside the hours (they are ignored until it ends).
+        self._mismatch_on: date | None = None
+
+    async def today(self, now: datetime, reset: datetime, demand_window: timedelta) -> TodaysHours:
+        """What the hours say at ``now`` about the budget day ending at ``reset``."""
+        local_day = utc(now).astimezone(PHNOM_PENH).date()
+        if not self.hours.declared_on(local_day) or self._mismatch_on == local_day:
+            return _NOT_APPLIED
+        midnight = utc(datetime.combine(local_day, time(0), PHNOM_PENH))
+        # up to and including ``now``: a payment created at this very instant counts
+        closed = self.hours.closed_spans(midnight, now + timedelta(microseconds=1), grace=CLOSING_MARGIN)
+        if closed:
+            async with self.storage.read() as tx:
+                outside = 0
+                for start, end in closed:
+                    outside += await repo.count_created_between(tx, start, end)
+            if outside:
+                self._mismatch_on = local_day
+                await self._alert(local_day, outside)
+                return _NOT_APPLIED
+        return TodaysHours(
+            seconds_to_close=self.hours.open_seconds(now, reset, grace=CLOSING_MARGIN),
+            demand_seconds=max(MIN_DEMAND_SECONDS, self.hours.open_seconds(now - demand_window, now, grace=CLOSING_MARGIN)),
+        )
+
+    async def _alert(self, local_day: date, outside: int) -> None:
+        """One alert per local day, however many payments and pollers see it."""
+        declared = format_day(self.hours.days[local_day.weekday()]) or "not declared"
+        message = (
+            f"{outside} payment{'s' if outside != 1 else ''} created today outside the declared opening hours "
+            f"({WEEKDAYS[local_day.weekday()]}: {declared}); check [hours] in the config. "
+            "Until midnight the Bakong budget is planned as if no hours were declared."
+        )
+        async with self.storage.transaction() as tx:
+            stored = await engine_state.get_state(tx, HOURS_ALERT_STATE)
+            if stored and stored.get("day") == local_day.isoformat():
+                return
+            await engine_state.set_state(tx, HOURS_ALERT_STATE, {"day": local_day.isoformat()})
+            await journal.append_event(
+                tx, ev.ALERT_OPENING_HOURS_MISMATCH, "hours", local_day.isoformat(),
+                {"message": message, "day": local_day.isoformat(), "outside": outside, "declared": declared},
+            )  # fmt: skip
