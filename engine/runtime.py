@@ -180,11 +180,21 @@ class Engine:
         ``database.backup_dir`` is set)."""
         return [
             Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
-            Expirer(self.storage, self.settings, clock=self.clock, allowance=lambda: self.poller_state.allowance),
+            Expirer(
+                self.storage, self.settings, clock=self.clock, client=self.client,
+                allowance=lambda: self.poller_state.allowance, may_ask=self._poller_may_ask,
+            ),
             Renewer(self.subscriptions),
             Deliverer(self.storage, self.settings, clock=self.clock, sender=self.webhooks.sender, rng=self.rng),
             *([NightlyBackup(self.storage, self.settings, clock=self.clock)] if self.settings.database.backup_dir else []),
         ]  # fmt: skip
+
+    def _poller_may_ask(self) -> bool:
+        """Whether Bakong may be asked now: polling is not paused, blocked or backing off."""
+        state, now = self.poller_state, self.clock.now()
+        if state.paused_reason is not None:
+            return False
+        return not any(until is not None and now < until for until in (state.blocked_until, state.backoff_until))
 
     def _tick_for(self, worker: Worker) -> float:
         return {"poller": self.settings.payments.tick_seconds, "expirer": 5.0, "renewer": self.settings.subscriptions.tick_seconds, "deliverer": self.settings.webhooks.tick_seconds}.get(worker.name, 1.0)

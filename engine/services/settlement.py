@@ -1,7 +1,9 @@
 """What a Bakong answer does to a payment: verify the transfer, then one conditional transition.
 
 Only a transfer whose amount, currency and receiving account all match what was issued completes a
-payment (``PAID``, or ``PAID_LATE`` after its timeout); anything else goes to ``NEEDS_REVIEW`` for a
+payment: ``PAID`` when the transfer was made before the KHQR expired (by Bakong's own time for it,
+even if the payment was timed out meanwhile: then the completion says ``corrected``), ``PAID_LATE``
+when it was made after; anything else goes to ``NEEDS_REVIEW`` for a
 person. A Bakong hash already recorded on another payment is never accepted twice. A static QR
 is ``UNTRACKABLE``. A JSON "not found" only reschedules; every other refusal leaves the payment as
 it was. Each of these is written in the caller's transaction.
@@ -18,7 +20,7 @@ from engine.db.storage import Tx
 from engine.errors import Conflict
 from engine.records import Actor, Payment, PaymentStatus
 
-__all__ = ["apply_outcome", "changes_state", "check_result", "mismatches"]
+__all__ = ["apply_outcome", "changes_state", "check_result", "mismatches", "paid_in_time"]
 
 TRANSFER_FAILED = "transfer_failed"
 
@@ -101,13 +103,24 @@ def check_result(outcome: CheckOutcome) -> str:
     return f"refused:{kind}"
 
 
+def paid_in_time(payment: Payment, transaction: Transaction) -> bool:
+    """Whether the transfer was made before the KHQR expired, by the transfer's own time (when
+    the payer made it; Bakong's acknowledgement when that is all it reports). Without either, the
+    payment's status decides: found while PENDING is in time, found after the timeout is not."""
+    made = transaction.created_at or transaction.acknowledged_at
+    if made is None:
+        return payment.status is PaymentStatus.PENDING
+    return made <= payment.expires_at
+
+
 async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: Actor) -> Payment | None:
-    if payment.status is PaymentStatus.PENDING:
-        target = PaymentStatus.PAID
-    elif payment.status is PaymentStatus.TIMEOUT:
-        target = PaymentStatus.PAID_LATE
-    else:
+    if payment.status not in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT):
         return None
+    in_time = paid_in_time(payment, transaction)
+    target = PaymentStatus.PAID if in_time else PaymentStatus.PAID_LATE
+    # timed out while the payer had paid in time (the daemon was down, or no check came between
+    # the payment and the expiry): the completion corrects the timeout the backend was told of
+    corrected = in_time and payment.status is PaymentStatus.TIMEOUT
     expected = [payment.status]
     problems = mismatches(payment, transaction)
     other = await repo.find_by_hash(tx, transaction.hash.lower())
@@ -134,9 +147,10 @@ async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: 
             expected=expected,
             to=target,
             actor=actor,
-            reason="found on Bakong" if target is PaymentStatus.PAID else "found on Bakong after the timeout",
+            reason=_found_reason(target, corrected),
             changes={**changes, "bakong_hash": transaction.hash.lower()},
             payer_account=payer,
+            event_extra={"corrected": True} if corrected else None,
         )
     except Conflict:
         return await repo.transition(
@@ -149,3 +163,11 @@ async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: 
             changes=changes,
             payer_account=payer,
         )
+
+
+def _found_reason(target: PaymentStatus, corrected: bool) -> str:
+    if target is PaymentStatus.PAID_LATE:
+        return "found on Bakong, paid after the KHQR expired"
+    if corrected:
+        return "found on Bakong, paid before the KHQR expired: the timeout is corrected"
+    return "found on Bakong"

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from engine import events as ev
-from engine.clock import SystemClock
+from engine.clock import ManualClock, SystemClock
 from engine.config import load_settings
 from engine.db import journal
 from engine.db import leases as lease_repo
@@ -122,6 +124,48 @@ async def test_sigkill_mid_work_then_restart_completes_every_payment_exactly_onc
     lines = log.read_text().splitlines()
     assert any('"message": "heartbeat"' in line for line in lines)
     assert TEST_DATA_KEY.split(":")[1] not in log.read_text()
+
+
+async def test_paid_in_time_while_the_daemon_is_killed_across_the_expiry_ends_paid_not_timeout(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, db_url)
+    _upgrade(config)
+    log = tmp_path / "daemon.log"
+    daemon = _start(config, log)
+    try:
+        deadline = time.monotonic() + 30
+        while '"daemon started"' not in log.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert '"daemon started"' in log.read_text(), log.read_text()
+        # made 57 s ago with a 1-minute KHQR, its first check far off: it expires 3 s from now
+        settings = replace(load_settings(config), payments=replace(load_settings(config).payments, dense_interval_seconds=3600.0))
+        made_at = datetime.now(UTC) - timedelta(seconds=57)
+        async with Engine.open(settings, clock=ManualClock(made_at), run_workers=False) as engine:
+            payment = (await engine.payments.initiate("3.00", "USD", actor=CASHIER, timeout_minutes=1)).payment
+            daemon.send_signal(signal.SIGKILL)
+            assert daemon.wait(10) == -signal.SIGKILL
+            assert engine.sandbox is not None
+            paid = await engine.sandbox.pay(qr=payment.khqr, paid_at_ms=int(time.time() * 1000))
+            assert paid.created_ms < payment.expires_at.timestamp() * 1000
+            await asyncio.sleep(max(0.0, (payment.expires_at - datetime.now(UTC)).total_seconds()) + 1.0)
+            daemon = _start(config, log)
+
+            async def settled() -> bool:
+                return (await engine.payments.get(payment.id)).status not in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT)
+
+            await _wait_for(settled)
+            done = await engine.payments.get(payment.id)
+            assert done.status is PaymentStatus.PAID, log.read_text()[-2000:]
+            async with engine.storage.read() as tx:
+                types = [e.type for e in await journal.events_since(tx, 0, limit=1000) if e.subject_id == payment.id]
+            assert types == [ev.PAYMENT_CREATED, ev.PAYMENT_COMPLETED]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
