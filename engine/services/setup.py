@@ -1,13 +1,13 @@
-"""Going live: the questions setup asks, how each answer is checked, and writing the result.
+"""Going live: one run of setup, how each answer is checked, and writing the result.
 
 Both faces of setup (the console's setup screen and the plain prompts of ``bakong-console
-setup``, or its flags) walk ``SETUP_FIELDS`` and ask a ``SetupSession`` about every answer, so a
+setup``, or its flags) walk ``SETUP_FIELDS`` (the questions, ``setup_fields``) and ask a ``SetupSession`` about every answer, so a
 rule is written once:
 
 - ``check(name, answers)``: the answer's own rules, at once (KHQR field rules through
   ``engine.merchant``, opening hours through ``engine.hours``, the token's expiry read locally);
 - ``check_account``, ``check_database``: what only a request can tell (Bakong's
-  ``check_bakong_account``; a PostgreSQL URL connected to on the spot);
+  ``check_bakong_account``; a PostgreSQL URL connected to on the spot, ``setup_database``);
 - ``save(answers)``: everything again, then the data key file (generated when there is none, 0600)
   and the config file (0600, atomic, refused over an existing one without ``force``); an empty
   PostgreSQL database is migrated. Nothing is written while any answer is wrong.
@@ -19,17 +19,14 @@ secret itself (a face shows "keep current" for the value it was handed as the de
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from engine.bakong.budget import InMemoryRequestLedger
 from engine.bakong.client import BakongClient
@@ -37,24 +34,31 @@ from engine.bakong.environments import BASE_URLS
 from engine.bakong.models import AccountInfo, Diagnosis
 from engine.bakong.token import BakongToken, TokenInfo
 from engine.clock import PHNOM_PENH, Clock, SystemClock
-from engine.config import ENV_OVERRIDES, MerchantSettings, Settings, data_dir, load_settings, parse_config_text, read_config_file
+from engine.config import ENV_OVERRIDES, MerchantSettings, Settings, load_settings, parse_config_text, read_config_file
 from engine.config_file import config_target_path, render_config, write_config_file, write_private_file
-from engine.crypto import default_key_file, generate_key_spec, load_data_cipher, parse_key_spec
-from engine.db.database import Database
-from engine.db.migrate import current_revision, head_revision, upgrade
-from engine.db.storage import Storage
+from engine.crypto import default_key_file, generate_key_spec
+from engine.db.migrate import head_revision
 from engine.errors import (
     AccountNotFound,
     BakongError,
     ConfigError,
-    DataKeyError,
     InvalidInput,
     StorageError,
 )
 from engine.hours import WEEKDAYS, format_day, parse_day
 from engine.merchant import merchant_field_errors, merchant_preview
 from engine.khqr import KHQRError, KHQRResult
-from engine.services.doctor import DIAGNOSIS_ADVICE, check_stored_secrets
+from engine.services.doctor import DIAGNOSIS_ADVICE
+from engine.services.setup_database import (
+    DatabaseProbe,
+    check_data_key_file,
+    check_database_answer,
+    data_key_problem,
+    database_url,
+    prepare_database,
+    probe_database,
+)
+from engine.services.setup_fields import ENVIRONMENTS, FIELDS, SETUP_FIELDS, FieldCheck, SetupField, SetupResult
 
 __all__ = [
     "DatabaseProbe",
@@ -70,102 +74,6 @@ __all__ = [
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: Bakong's renew_token refuses longer addresses.
 EMAIL_MAX = 30
-#: How long a PostgreSQL URL may take to answer before setup calls it unreachable.
-DATABASE_TIMEOUT_SECONDS = 10.0
-ENVIRONMENTS = ("production", "nbc-test", "custom")
-
-
-@dataclass(frozen=True)
-class SetupField:
-    """One question of setup."""
-
-    name: str
-    label: str
-    section: str
-    hint: str = ""
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-
-    def applies(self, answers: Mapping[str, str]) -> bool:
-        """Whether the question is asked, given the answers so far (merchant type, environment)."""
-        kind = answers.get("merchant.type", "individual")
-        if self.name == "merchant.merchant_id":
-            return kind == "merchant"
-        if self.name == "merchant.account_information":
-            return kind != "merchant"
-        return True
-
-
-_DAY_NAMES = dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True))
-
-SETUP_FIELDS: tuple[SetupField, ...] = (
-    SetupField("environment", "Bakong", "Bakong", "production, nbc-test (NBC's SIT) or custom (base URL below)", ENVIRONMENTS),
-    SetupField("base_url", "Base URL", "Bakong", "empty: Bakong's own host; else your relay inside Cambodia (https://...)"),
-    SetupField("token", "Token", "Bakong", "the Bakong JWT from api-bakong.nbc.gov.kh (not shown as you type)", secret=True),
-    SetupField("email", "Renewal e-mail", "Bakong", "the registered e-mail: the token (90 days) renews itself with it"),
-    SetupField("merchant.type", "Merchant type", "Merchant", "individual (KHQR tag 29) or merchant (tag 30)", ("individual", "merchant")),
-    SetupField("merchant.name", "Name", "Merchant", "shown to the payer, at most 25 characters"),
-    SetupField("merchant.city", "City", "Merchant", "at most 15 characters"),
-    SetupField("merchant.bakong_account_id", "Bakong account", "Merchant", "where the money goes: name@bank (checked with Bakong)"),
-    SetupField("merchant.merchant_id", "Merchant id", "Merchant", "from your acquiring bank"),
-    SetupField("merchant.acquiring_bank", "Acquiring bank", "Merchant", "the bank's name (required for a merchant)"),
-    SetupField("merchant.account_information", "Account info", "Merchant", "optional"),
-    SetupField("merchant.mobile_number", "Mobile number", "Merchant", "optional"),
-    SetupField("merchant.store_label", "Store label", "Merchant", "optional"),
-    SetupField("merchant.terminal_label", "Terminal label", "Merchant", "optional"),
-    SetupField("merchant.merchant_category_code", "Category code", "Merchant", "4 digits (5999: retail)"),
-    SetupField("currency", "Currency", "Merchant", "new payments start in KHR or USD", ("KHR", "USD")),
-    SetupField("database", "Database", "Database", "sqlite (embedded file) or a postgresql://user@host/db URL (tested now)"),
-    SetupField("data_key_file", "Data key file", "Database", "the AES-256 key for secrets at rest (made when missing, 0600)"),
-    *(
-        SetupField(f"hours.{day}", _DAY_NAMES[day], "Hours", 'Phnom Penh time: 08:00-20:00, several separated by commas, "closed" or empty')
-        for day in WEEKDAYS
-    ),
-)
-_FIELDS = {f.name: f for f in SETUP_FIELDS}
-
-
-@dataclass(frozen=True)
-class FieldCheck:
-    """An answer as setup will keep it (normalised), or why it cannot be kept; ``note`` is what
-    the face shows beside an accepted answer (the token's expiry, the account holder...)."""
-
-    value: str
-    error: str | None = None
-    note: str = ""
-    #: The answer is kept but something could not be checked (Bakong unreachable): say so.
-    warning: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class DatabaseProbe:
-    """What a database answer turned out to be."""
-
-    url: str  # what goes in database.url ("" for the embedded file)
-    describe: str
-    revision: str | None = None
-    reachable: bool = True
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.url.startswith("postgresql")
-
-
-@dataclass(frozen=True)
-class SetupResult:
-    """What ``save`` wrote."""
-
-    config_path: Path
-    settings: Settings
-    data_key_file: Path | None
-    data_key_created: bool
-    database_note: str
-    #: Every answer's check as saved (notes to show: the token's expiry, the account holder...).
-    checks: dict[str, FieldCheck] = dataclasses.field(default_factory=dict)
 
 
 def setup_reason(explicit: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> str | None:
@@ -192,10 +100,6 @@ def setup_reason(explicit: str | Path | None = None, *, environ: Mapping[str, st
     if current.merchant.bakong_account_id == MerchantSettings().bakong_account_id:
         return f"{target} is for {current.bakong.environment} but still names the sandbox's merchant account"
     return None
-
-
-def _embedded_database_file() -> Path:
-    return data_dir() / "bakong-console.db"
 
 
 class SetupSession:
@@ -278,7 +182,7 @@ class SetupSession:
     def check(self, name: str, answers: Mapping[str, str]) -> FieldCheck:
         """The rules of one answer (no request): its kept value, or why not."""
         value = str(answers.get(name, "")).strip()
-        field = _FIELDS.get(name)
+        field = FIELDS.get(name)
         if field is None:
             raise InvalidInput(f"setup has no question {name!r}", field=name)
         if field.choices:
@@ -361,55 +265,11 @@ class SetupSession:
     def _check_currency(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
         return FieldCheck(value)
 
-    def _database_url(self, value: str) -> str:
-        """``sqlite`` (the embedded file) -> ""; other forms -> the driver URL the engine uses."""
-        text = value.strip()
-        if text.lower() in ("", "sqlite", "embedded"):
-            return ""
-        for prefix, driver in (("postgres://", "postgresql+asyncpg://"), ("postgresql://", "postgresql+asyncpg://"),
-                               ("sqlite:///", "sqlite+aiosqlite:///")):  # fmt: skip
-            if text.startswith(prefix):
-                return driver + text[len(prefix) :]
-        return text
-
     def _check_database(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
-        url = self._database_url(value)
-        if not url:
-            path = _embedded_database_file()
-            return FieldCheck("sqlite", note=f"the embedded SQLite file {path}")
-        if not (url.startswith("postgresql+asyncpg://") or url.startswith("sqlite+aiosqlite:///")):
-            return FieldCheck(value, "write sqlite, or a postgresql://user:password@host:5432/database URL")
-        try:
-            parsed = make_url(url)
-        except Exception:  # SQLAlchemy's ArgumentError and friends: the text is no URL
-            return FieldCheck(value, "not a database URL")
-        if parsed.get_backend_name() == "sqlite":
-            if not parsed.database or parsed.database == ":memory:":
-                return FieldCheck(value, "name the SQLite file: sqlite:////var/lib/bakong/bakong.db")
-            return FieldCheck(url, note=f"SQLite file {parsed.database}")
-        if not parsed.database:
-            return FieldCheck(value, "name the database: postgresql://user@host:5432/DATABASE")
-        return FieldCheck(url)
+        return check_database_answer(value)
 
     def _check_data_key_file(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
-        if not value:
-            return FieldCheck(value, "name the file that keeps the data key")
-        path = Path(value).expanduser()
-        if path.is_dir():
-            return FieldCheck(value, f"{path} is a directory")
-        if path.exists():
-            try:
-                text = path.read_text(encoding="utf-8")
-                first = next(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-                kid, _ = parse_key_spec(first, origin=str(path))
-            except StopIteration:
-                return FieldCheck(value, f"{path} holds no key")
-            except (OSError, UnicodeDecodeError) as exc:
-                return FieldCheck(value, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
-            except DataKeyError as exc:
-                return FieldCheck(value, exc.message)
-            return FieldCheck(str(path), note=f"keep current: key {kid} in {path}")
-        return FieldCheck(str(path), note=f"a new key is made in {path} (0600) when setup saves")
+        return check_data_key_file(value)
 
     # --- checks that ask someone -------------------------------------------------------------------
 
@@ -457,22 +317,10 @@ class SetupSession:
         return found
 
     async def probe_database(self, value: str) -> DatabaseProbe:
-        """Connect to the database now (PostgreSQL) and read its schema revision."""
-        url = self._database_url(value)
-        if not url:
-            path = _embedded_database_file()
-            return DatabaseProbe("", f"sqlite:{path}")
-        db = Database(url)
-        try:
-            async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
-                await db.ping()
-                revision = await current_revision(db)
-        except TimeoutError:
-            raise StorageError(f"database {db.describe()}: no answer within {DATABASE_TIMEOUT_SECONDS:g} s") from None
-        finally:
-            await db.dispose()
-        probe = DatabaseProbe(url, db.describe(), revision)
-        self._database_probes[url] = probe
+        """Connect to the database now (PostgreSQL) and read its schema revision (kept for ``save``)."""
+        probe = await probe_database(value)
+        if probe.url:
+            self._database_probes[probe.url] = probe
         return probe
 
     async def check_database(self, answers: Mapping[str, str]) -> FieldCheck:
@@ -505,8 +353,8 @@ class SetupSession:
     def settings_for(self, answers: Mapping[str, str]) -> Settings:
         """The settings the answers make: the current file's other keys kept as they are."""
         base = self.current or Settings()
-        kept = {name: self.check(name, answers).value for name in _FIELDS if name in answers}
-        url = self._database_url(kept.get("database", "sqlite"))
+        kept = {name: self.check(name, answers).value for name in FIELDS if name in answers}
+        url = database_url(kept.get("database", "sqlite"))
         security = base.security
         if not self.keeps_inline_data_key:
             security = dataclasses.replace(security, data_key_file=kept.get("data_key_file", security.data_key_file))
@@ -544,39 +392,11 @@ class SetupSession:
             except ConfigError as exc:
                 errors["config"] = exc.message
         if not errors:
-            problem = await self._data_key_against_database(answers)
+            probe = self._database_probes.get(database_url(answers.get("database", "sqlite")))
+            problem = await data_key_problem(probe, self.settings_for(answers), self.clock) if probe else None
             if problem:
                 errors["data_key_file"] = problem
         return errors, checks
-
-    async def _data_key_against_database(self, answers: Mapping[str, str]) -> str | None:
-        """A database that already holds secrets must get the key they were sealed with."""
-        url = self._database_url(answers.get("database", "sqlite"))
-        probe = self._database_probes.get(url)
-        if probe is None or probe.revision != head_revision():
-            return None
-        settings = self.settings_for(answers)
-        key_file = Path(settings.security.data_key_file).expanduser() if settings.security.data_key_file else None
-        if key_file is not None and not key_file.exists():
-            cipher_settings = dataclasses.replace(settings, security=dataclasses.replace(settings.security, data_key=generate_key_spec("new")))
-        else:
-            cipher_settings = settings
-        try:
-            cipher = load_data_cipher(cipher_settings)
-        except DataKeyError as exc:
-            return exc.message
-        db = Database(url)
-        try:
-            checked = await check_stored_secrets(Storage(db, clock=self.clock, cipher=cipher))
-        except StorageError as exc:
-            return exc.message
-        finally:
-            await db.dispose()
-        if checked.problems:
-            if key_file is not None and not key_file.exists():
-                return f"{probe.describe} already holds secrets sealed with another key: name its data key file"
-            return f"this key does not open the secrets in {probe.describe}: {checked.problems[0]}"
-        return None
 
     async def save(self, answers: Mapping[str, str]) -> SetupResult:
         """Check everything, then write the data key file (when new) and the config file."""
@@ -584,7 +404,7 @@ class SetupSession:
         errors, checks = await self.validate(answers)
         if errors:
             name, message = next(iter(errors.items()))
-            label = _FIELDS[name].label if name in _FIELDS else name
+            label = FIELDS[name].label if name in FIELDS else name
             raise InvalidInput(f"{label}: {message}", field=name)
         settings = self.settings_for(answers)
         key_file: Path | None = None
@@ -596,24 +416,8 @@ class SetupSession:
                 created = True
         written_at = f"{self.clock.now().astimezone(PHNOM_PENH):%Y-%m-%d %H:%M} Phnom Penh"
         write_config_file(self.path, settings, force=self.force, written_at=written_at)
-        note = await self._prepare_database(settings)
+        note = await prepare_database(settings)
         return SetupResult(self.path, load_settings(self.path, environ={}), key_file, created, note, checks)
-
-    async def _prepare_database(self, settings: Settings) -> str:
-        if settings.uses_embedded_database:
-            return "the embedded SQLite file: created and migrated at the first start"
-        db = Database(settings.database.url)
-        try:
-            revision = await current_revision(db)
-            head = head_revision()
-            if revision is None:
-                await upgrade(db)
-                return f"{db.describe()}: migrated to {head}"
-            if revision != head:
-                return f"{db.describe()} is at {revision}: run `bakong-console db upgrade` before starting"
-            return f"{db.describe()}: schema up to date"
-        finally:
-            await db.dispose()
 
     async def diagnose(self, settings: Settings) -> tuple[Diagnosis, str]:
         """Bakong's verdict on the saved settings, and what to do about it (one request)."""
