@@ -15,21 +15,26 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from engine.events import ALL_EVENT_TYPES
 from engine.records import PaymentStatus, SubscriptionStatus
 
 __all__ = [
     "BulkCheckRequest",
     "BulkCheckResult",
     "CancelPaymentRequest",
+    "AmountQuery",
     "Envelope",
     "EventOut",
+    "EventType",
     "EventsMeta",
     "Health",
     "Meta",
+    "MonitorOut",
     "MonitorRequest",
     "Page",
     "PageMeta",
     "PaymentCreate",
+    "POSITIVE_AMOUNT_PATTERN",
     "PaymentOut",
     "TEXT_PATTERN",
 ]
@@ -87,6 +92,9 @@ class Page(BaseModel, Generic[T]):
 
 
 _AMOUNT_TEXT = re.compile(r"^[0-9]{1,13}(\.[0-9]{1,2})?$")
+#: What the schema publishes for an amount as text: the plain decimals above that are not zero
+#: (validation refuses zero with ``gt=0``; the lookahead says so to a schema-driven client).
+POSITIVE_AMOUNT_PATTERN = r"^(?!0*(\.0*)?$)[0-9]{1,13}(\.[0-9]{1,2})?$"
 
 
 def _exact_amount(value: Any) -> Any:
@@ -106,13 +114,25 @@ Amount = Annotated[
         {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999999},
-                {"type": "string", "pattern": _AMOUNT_TEXT.pattern},
+                {"type": "string", "pattern": POSITIVE_AMOUNT_PATTERN},
             ],
             "description": 'Major units, exact: "12.50" (USD, at most 2 decimals) or "40000" (KHR, whole riel); '
             "a string or a JSON number (parsed as an exact decimal, never a float).",
         }
     ),
 ]
+
+
+#: An amount in a query string: the same plain decimal text as a body's (no exponent, no sign).
+AmountQuery = Annotated[
+    Decimal,
+    BeforeValidator(_exact_amount),
+    Field(gt=0, max_digits=15, decimal_places=2),
+    WithJsonSchema({"type": "string", "pattern": POSITIVE_AMOUNT_PATTERN, "description": 'Major units, exact: "12.50", "40000".'}),
+]
+
+#: An event type the feed knows (validation refuses any other with a 422).
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": list(ALL_EVENT_TYPES)})]
 
 
 class PaymentCreate(Strict):
@@ -175,6 +195,17 @@ class MonitorOut(PaymentOut):
 
 
 class MonitorRequest(Strict):
+    """Names the payment by exactly one of ``payment_id`` and ``md5`` (the ``oneOf`` below)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["payment_id"], "properties": {"payment_id": {"type": "string"}}},
+                {"required": ["md5"], "properties": {"md5": {"type": "string"}}},
+            ]
+        },
+    )
     payment_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     md5: MD5 | None = None
     timeout_seconds: Annotated[

@@ -4,7 +4,6 @@ with cursor pagination, cancel. Every change is audited with the calling key and
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
@@ -13,6 +12,7 @@ from bakong_console.api.responses import ExactJSONRoute, ok, payment_data
 from bakong_console.api.schemas import (
     MD5,
     TEXT_PATTERN,
+    AmountQuery,
     BulkCheckRequest,
     BulkCheckResult,
     CancelPaymentRequest,
@@ -202,7 +202,7 @@ async def payment_history(
     reference: Annotated[str | None, Query(min_length=1, max_length=100, pattern=TEXT_PATTERN)] = None,
     md5: Annotated[MD5 | None, Query()] = None,
     bakong_hash: Annotated[str | None, Query(alias="hash", min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$", description="The Bakong transaction hash.")] = None,
-    amount: Annotated[Decimal | None, Query(gt=0, max_digits=15, decimal_places=2, description="Exact amount in major units; needs `currency`.")] = None,
+    amount: Annotated[AmountQuery | None, Query(description="Exact amount in major units; needs `currency`.")] = None,
     currency: Annotated[str | None, Query(pattern=r"^(KHR|USD)$")] = None,
     customer: Annotated[str | None, Query(min_length=1, max_length=100, pattern=TEXT_PATTERN, description="customer_id")] = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$", description="`meta.next_cursor` of the previous page.")] = None,

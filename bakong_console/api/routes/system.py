@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from bakong_console.api.metrics import MetricsText
 from bakong_console.api.problems import PROBLEM_TYPES, problem_type, problems
 from bakong_console.api.responses import iso, event_data, ok
-from bakong_console.api.schemas import Envelope, EventOut, EventsMeta, Health, ProblemType
+from bakong_console.api.schemas import Envelope, EventOut, EventsMeta, EventType, Health, ProblemType
 from bakong_console.api.security import Principal, keyed_problems, require
 from engine.errors import BakongConsoleError, NotFound
 
@@ -40,7 +40,7 @@ async def events_feed(
     principal: Annotated[Principal, Depends(require("events:read"))],
     since: Annotated[int, Query(ge=0, le=MAX_SEQUENCE, description="The last sequence you have; 0 for the beginning.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    type: Annotated[list[str] | None, Query(description="Only these event types (repeatable).", max_length=50)] = None,  # noqa: A002
+    type: Annotated[list[EventType] | None, Query(description="Only these event types (repeatable).", max_length=50)] = None,  # noqa: A002
 ) -> Response:
     """Every event (payments, subscriptions, alerts) in commit order, exactly as webhooks carry
     them: a backend that was down longer than the webhook retry window catches up here."""
