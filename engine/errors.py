@@ -31,7 +31,7 @@ the problem ``type`` by the HTTP API and in logs) and an ``exit_code`` (used by 
                ├── BudgetExhausted        our own daily ledger refused to spend a request
                ├── PollingPaused          requests stopped until a person acts (token)
                ├── GeoBlocked             HTML 403 outside the bulk path
-               ├── BulkEndpointBlocked    HTML 403 on check_transaction_by_md5_list
+               ├── BulkEndpointBlocked    HTML 403 on a bulk endpoint (md5 or hash list)
                ├── RateLimited            HTTP 429 (retry_after)
                ├── BakongServerError      5xx
                ├── BakongUnreachable      timeouts, connection errors

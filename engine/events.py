@@ -20,6 +20,8 @@ PAYMENT_CANCELLED = "payment.cancelled"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_UNTRACKABLE = "payment.untrackable"
 PAYMENT_RESOLVED = "payment.resolved"
+#: Re-checked by its Bakong hash, a paid payment was not found or differs (amount, currency, account).
+PAYMENT_RECONCILIATION_FAILED = "payment.reconciliation_failed"
 
 SUBSCRIPTION_CREATED = "subscription.created"
 SUBSCRIPTION_ACTIVATED = "subscription.activated"
@@ -47,6 +49,8 @@ ALERT_BAKONG_RECOVERED = "alert.bakong_recovered"
 ALERT_WEBHOOK_ENDPOINT_DISABLED = "alert.webhook_endpoint_disabled"
 ALERT_BACKUP_FAILED = "alert.backup_failed"
 ALERT_OPENING_HOURS_MISMATCH = "alert.opening_hours_mismatch"
+#: One per reconciliation pass that flagged payments: how many, of which kinds.
+ALERT_RECONCILIATION_FAILED = "alert.reconciliation_failed"
 
 DISPLAY_PAIRED = "display.paired"
 DISPLAY_REVOKED = "display.revoked"

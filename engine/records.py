@@ -7,7 +7,7 @@ This module imports nothing from SQLAlchemy so the TUI and API can use it freely
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "Actor",
     "ApiKey",
     "AuditEntry",
+    "DayReconciliation",
     "Event",
     "InvoicePayment",
     "Lease",
@@ -26,6 +27,7 @@ __all__ = [
     "Plan",
     "PlanChange",
     "ProrationQuote",
+    "ReconcileStatus",
     "StatusChange",
     "Subscription",
     "SubscriptionInvoice",
@@ -55,6 +57,41 @@ class PaymentStatus(StrEnum):
     @property
     def needs_operator(self) -> bool:
         return self in (PaymentStatus.NEEDS_REVIEW, PaymentStatus.PAID_LATE)
+
+
+class ReconcileStatus(StrEnum):
+    """What re-checking a paid payment by its Bakong hash found: ``OK`` or one flag."""
+
+    OK = "ok"
+    #: Bakong no longer knows the transaction (a JSON "not found" for its hash).
+    NOT_FOUND = "not_found"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    #: The money went to another Bakong account than the one the KHQR named (or Bakong no longer says which).
+    ACCOUNT_MISMATCH = "account_mismatch"
+    #: Bakong now reports the transfer as failed.
+    FAILED = "failed"
+
+    @property
+    def flagged(self) -> bool:
+        return self is not ReconcileStatus.OK
+
+
+@dataclass(frozen=True)
+class DayReconciliation:
+    """A day's paid payments (PAID and PAID_LATE, by ``paid_at`` in Phnom Penh time) by what
+    reconciliation with Bakong found: ``reconciled`` ok, ``flagged`` per ReconcileStatus value,
+    ``unchecked`` not yet re-checked."""
+
+    day: date
+    paid: int
+    reconciled: int
+    flagged: dict[str, int]
+    unchecked: int
+
+    @property
+    def flagged_total(self) -> int:
+        return sum(self.flagged.values())
 
 
 class SubscriptionStatus(StrEnum):
@@ -137,6 +174,9 @@ class Payment:
     updated_at: datetime | None = None
     #: The console terminal that made it (None for API and CLI payments).
     terminal: str | None = None
+    #: Reconciliation with Bakong (paid payments): None while not yet checked, else a ReconcileStatus value.
+    reconcile_status: str | None = None
+    reconciled_at: datetime | None = None
 
     @property
     def amount(self) -> Any:

@@ -46,6 +46,7 @@ from engine.services.audit import AuditService
 from engine.services.checkout import CheckoutService
 from engine.services.displays import DisplayService
 from engine.services.payments import PaymentService
+from engine.services.reconciliation import ReconciliationService
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
 from engine.services.webhooks import WebhookService
@@ -118,6 +119,7 @@ class Engine:
             allowance=lambda: self.poller_state.allowance,
             poke_poller=self._poke_payment_workers,
         )
+        self.reconciliation = ReconciliationService(storage, settings, clock=clock, client=client)
         self.checkout = CheckoutService(storage, settings, clock=clock, payments=self.payments)
         self.displays = DisplayService(storage, settings, clock=clock)
         self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))

@@ -21,6 +21,7 @@ from bakong_console.cli import plans_cmd, subs_cmd
 from bakong_console.cli import doctor_cmd, setup_cmd
 from bakong_console.cli import service_cmd
 from bakong_console.cli import displays_cmd
+from bakong_console.cli import reconcile_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -109,6 +110,7 @@ app.command("pay")(pay_cmd.pay)
 app.command("serve")(serve_cmd.serve)
 app.command("setup")(setup_cmd.setup)
 app.command("doctor")(doctor_cmd.doctor)
+app.command("reconcile")(reconcile_cmd.reconcile)
 
 
 def run() -> None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 
 from engine.clock import PHNOM_PENH
-from engine.records import Payment, StatusChange
+from engine.records import Payment, PaymentStatus, ReconcileStatus, StatusChange
 
 __all__ = [
     "echo_json",
@@ -81,7 +81,20 @@ def payment_json(p: Payment) -> dict[str, Any]:
         "paid_at": iso_utc(p.paid_at),
         "check_count": p.check_count,
         "last_check_result": p.last_check_result,
+        "reconcile_status": p.reconcile_status,
+        "reconciled_at": iso_utc(p.reconciled_at),
     }
+
+
+def reconciliation_text(p: Payment) -> str | None:
+    """What reconciliation with Bakong found for a paid payment (None for any other status)."""
+    if p.status not in (PaymentStatus.PAID, PaymentStatus.PAID_LATE):
+        return None
+    if p.reconcile_status is None:
+        return "not yet checked"
+    if p.reconcile_status == ReconcileStatus.OK.value:
+        return f"reconciled {local_time(p.reconciled_at)}"
+    return f"FLAGGED {p.reconcile_status.replace('_', ' ')} ({local_time(p.reconciled_at)})"
 
 
 def payment_summary(p: Payment) -> str:
@@ -98,6 +111,9 @@ def payment_summary(p: Payment) -> str:
         lines.append(f"bakong    {p.bakong_hash}")
     if p.paid_at:
         lines.append(f"paid at   {local_time(p.paid_at)}")
+    reconciled = reconciliation_text(p)
+    if reconciled:
+        lines.append(f"reconcile {reconciled}")
     return "\n".join(lines)
 
 

@@ -169,6 +169,7 @@ class BakongConsoleApp(App[int]):
             ev.ALERT_WEBHOOK_ENDPOINT_DISABLED: (f"webhook:{event.subject_id}", "warning", "Webhook endpoint disabled"),
             ev.ALERT_BACKUP_FAILED: ("backup", "error", "Backup failed"),
             ev.ALERT_OPENING_HOURS_MISMATCH: ("hours", "warning", "Opening hours look wrong"),
+            ev.ALERT_RECONCILIATION_FAILED: ("reconciliation", "warning", "Reconciliation flagged payments"),
         }.get(event.type, (event.type, "warning", "Alert"))
         if event.type == ev.ALERT_QUOTA_EXHAUSTED and event.payload.get("until"):
             text = f"Bakong quota spent until {clock_time(parse_instant(str(event.payload['until'])))}"

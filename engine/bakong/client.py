@@ -167,6 +167,7 @@ class BakongClient:
         self._renew_lock = asyncio.Lock()
         self._rng = rng or random.Random()
         self._bulk_blocked_until: datetime | None = None
+        self._hash_list_blocked_until: datetime | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_seconds, connect=connect_timeout_seconds),
@@ -515,11 +516,25 @@ class BakongClient:
             return None
         return self._bulk_blocked_until
 
-    async def _list_chunk(self, endpoint: Endpoint, chunk: Sequence[str], key_field: str) -> dict[str, CheckOutcome]:
+    @property
+    def hash_list_blocked_until(self) -> datetime | None:
+        """Until when reconciliation checks hashes singly because the hash list endpoint was blocked."""
+        if self._hash_list_blocked_until is not None and self._hash_list_blocked_until <= self._clock.now():
+            self._hash_list_blocked_until = None
+        return self._hash_list_blocked_until
+
+    async def _list_chunk(
+        self, endpoint: Endpoint, chunk: Sequence[str], key_field: str, *, max_retries: int | None = None
+    ) -> dict[str, CheckOutcome]:
         try:
-            envelope = await self._call(endpoint, list(chunk))
+            envelope = await self._call(endpoint, list(chunk), max_retries=max_retries)
         except BulkEndpointBlocked:
-            self._note_bulk_blocked()
+            if endpoint is Endpoint.HASH_LIST:
+                self._hash_list_blocked_until = self._clock.now() + timedelta(seconds=self.bulk_retry_after_seconds)
+                log.warning("bakong hash list endpoint answers HTML 403; single hash checks until %s",
+                            self._hash_list_blocked_until.isoformat())
+            else:
+                self._note_bulk_blocked()
             raise
         if endpoint is Endpoint.MD5_LIST:
             self._bulk_blocked_until = None
@@ -551,6 +566,49 @@ class BakongClient:
         """One outcome per full hash (50 per request), for reconciling payments already found."""
         keys = _check_keys(hashes, _HASH, "hash")
         return await self._check_list(Endpoint.HASH_LIST, keys, "hash") if keys else {}
+
+    async def _check_hash_once(self, tx_hash: str) -> CheckOutcome:
+        try:
+            tx = parse_transaction((await self._call(Endpoint.HASH, {"hash": tx_hash}, max_retries=0)).data,
+                                   endpoint=Endpoint.HASH.label)
+        except TransactionNotFound as exc:
+            return CheckOutcome(tx_hash, CheckStatus.NOT_FOUND, message=exc.message)
+        except TransactionFailed as exc:
+            return CheckOutcome(tx_hash, CheckStatus.FAILED, message=exc.message)
+        except (BakongAnswer, BadRequest) as exc:
+            return CheckOutcome(tx_hash, CheckStatus.REFUSED, message=exc.message, error=exc)
+        return CheckOutcome(tx_hash, CheckStatus.PAID, transaction=tx, raw=tx.raw)
+
+    async def recheck_hashes(
+        self, hashes: Iterable[str], *, max_requests: int
+    ) -> tuple[dict[str, CheckOutcome], int, BakongRefusal | None]:
+        """Re-check transfers already found, by their full hashes (reconciliation), spending at
+        most ``max_requests`` requests: 50 hashes per hash list request while that endpoint
+        works, one per single hash check while it answers HTML 403 (re-probed after
+        ``bulk_retry_after_seconds``). No request is retried: a hash left unanswered waits for
+        the next pass. Returns the outcomes learned, the requests sent and the refusal that
+        stopped the pass early (quota, budget, token, unreachable...), if one did."""
+        keys = _check_keys(hashes, _HASH, "hash")
+        results: dict[str, CheckOutcome] = {}
+        spent = 0
+        pending = keys
+        while pending and spent < max_requests:
+            try:
+                if self.hash_list_blocked_until is None and len(pending) > 1:
+                    chunk = pending[:BULK_LIMIT]
+                    spent += 1
+                    try:
+                        results.update(await self._list_chunk(Endpoint.HASH_LIST, chunk, "hash", max_retries=0))
+                    except BulkEndpointBlocked:
+                        continue
+                    pending = pending[len(chunk) :]
+                else:
+                    spent += 1
+                    results[pending[0]] = await self._check_hash_once(pending[0])
+                    pending = pending[1:]
+            except BakongRefusal as exc:
+                return results, spent, exc
+        return results, spent, None
 
     # --- the poller's call ------------------------------------------------------------------------
 

@@ -132,9 +132,10 @@ def interpret_response(
     if not is_json:
         what = _describe_body(body)
         if status == 403:
-            if endpoint is Endpoint.MD5_LIST:
+            if endpoint in (Endpoint.MD5_LIST, Endpoint.HASH_LIST):
+                which = "MD5" if endpoint is Endpoint.MD5_LIST else "hash"
                 raise BulkEndpointBlocked(
-                    f"Bakong answered {what} with HTTP 403 on the bulk MD5 endpoint; single checks still work",
+                    f"Bakong answered {what} with HTTP 403 on the bulk {which} endpoint; single checks still work",
                     **ctx,
                 )
             raise GeoBlocked(

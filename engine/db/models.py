@@ -86,12 +86,19 @@ class PaymentRow(Base):
     deep_link: Mapped[str | None] = mapped_column(Text)
     #: The console terminal (counter) that made the payment; NULL for the API and the CLI.
     terminal: Mapped[str | None] = mapped_column(String(64))
+    #: The last reconciliation of a paid payment with Bakong: NULL while not yet checked, else
+    #: 'ok' or the flag ('not_found', 'amount_mismatch', 'currency_mismatch', 'account_mismatch').
+    reconcile_status: Mapped[str | None] = mapped_column(String(24))
+    reconciled_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key"),
         Index("ix_payments_terminal_created_at", "terminal", "created_at"),
         Index("ix_payments_status_expires_at", "status", "expires_at"),
         Index("ix_payments_status_created_at", "status", "created_at"),
+        # a day's paid payments (reconciliation counts); the oldest not yet reconciled
+        Index("ix_payments_paid_at", "paid_at"),
+        Index("ix_payments_reconcile_status_paid_at", "reconcile_status", "paid_at"),
     )
 
 
@@ -348,7 +355,11 @@ class BakongRequestRow(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[float | None] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_bakong_requests_token_fingerprint_day", "token_fingerprint", "day"),)
+    __table_args__ = (
+        Index("ix_bakong_requests_token_fingerprint_day", "token_fingerprint", "day"),
+        # what each kind of request spent on a day (reconciliation's share of the budget)
+        Index("ix_bakong_requests_day_endpoint", "day", "endpoint"),
+    )
 
 
 class BakongQuotaRow(Base):

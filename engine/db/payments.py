@@ -46,6 +46,7 @@ __all__ = [
     "request_check",
     "search",
     "set_schedule",
+    "to_record",
     "today_totals",
     "transition",
 ]
@@ -60,8 +61,8 @@ _INSERT_HISTORY = sql_insert(PaymentStatusHistoryRow.__table__)
 _NO_COLUMNS = dict.fromkeys(_PAYMENTS.columns.keys())
 
 
-def _to_record(tx: Tx | Storage, row: Any) -> Payment:
-    """From an ORM row or a Core row (both expose the columns as attributes)."""
+def to_record(tx: Tx | Storage, row: Any) -> Payment:
+    """A payment from an ORM row or a Core row (both expose the columns as attributes)."""
     payer = tx.cipher.decrypt(row.payer_account_enc, context=_PAYER_CONTEXT) if row.payer_account_enc else None
     return Payment(
         id=row.id,
@@ -96,6 +97,8 @@ def _to_record(tx: Tx | Storage, row: Any) -> Payment:
         deep_link=row.deep_link,
         updated_at=row.updated_at,
         terminal=row.terminal,
+        reconcile_status=row.reconcile_status,
+        reconciled_at=row.reconciled_at,
     )
 
 
@@ -188,7 +191,7 @@ async def insert(
     except IntegrityError as exc:
         raise Conflict(f"a payment with this {_which_unique(exc)} already exists") from None
     await _add_history(tx, values["id"], None, status.value, reason, actor)
-    payment = _to_record(tx, SimpleNamespace(**{**_NO_COLUMNS, **values}))
+    payment = to_record(tx, SimpleNamespace(**{**_NO_COLUMNS, **values}))
     data = payment_event_data(payment)
     await audit(tx, actor, "payment.create", "payment", payment.id, after=data)
     await append_event(tx, ev.PAYMENT_EVENT_BY_STATUS[status], "payment", payment.id, data)
@@ -233,7 +236,7 @@ async def transition(
     before_row = await tx.session.get(PaymentRow, payment_id)
     if before_row is None:
         raise NotFound(f"no payment {payment_id}")
-    before = payment_event_data(_to_record(tx, before_row))
+    before = payment_event_data(to_record(tx, before_row))
     values: dict[str, Any] = {"status": to.value, "updated_at": tx.now, **(changes or {})}
     if payer_account is not None:
         values["payer_account_enc"] = tx.cipher.encrypt(payer_account, context=_PAYER_CONTEXT)
@@ -251,7 +254,7 @@ async def transition(
     if result.rowcount != 1:
         return None
     await tx.session.refresh(before_row)
-    payment = _to_record(tx, before_row)
+    payment = to_record(tx, before_row)
     await _add_history(tx, payment_id, before["status"], to.value, reason, actor)
     data = payment_event_data(payment)
     await audit(
@@ -280,14 +283,14 @@ async def get(tx: Tx, payment_id: str) -> Payment:
     row = (await tx.session.execute(_BY_ID, {"id": payment_id})).first()
     if row is None:
         raise NotFound(f"no payment {payment_id}")
-    return _to_record(tx, row)
+    return to_record(tx, row)
 
 
 async def get_by_md5(tx: Tx, md5: str) -> Payment:
     row = (await tx.session.execute(_BY_MD5, {"md5": md5.lower()})).first()
     if row is None:
         raise NotFound(f"no payment with md5 {md5}")
-    return _to_record(tx, row)
+    return to_record(tx, row)
 
 
 async def read_by_md5(storage: Storage, md5: str) -> Payment:
@@ -295,14 +298,14 @@ async def read_by_md5(storage: Storage, md5: str) -> Payment:
     row = await PointRead.of(storage.db, _BY_MD5).one({"md5": md5.lower()})
     if row is None:
         raise NotFound(f"no payment with md5 {md5}")
-    return _to_record(storage, row)
+    return to_record(storage, row)
 
 
 async def get_many_by_md5(tx: Tx, md5s: Sequence[str]) -> dict[str, Payment]:
     if not md5s:
         return {}
     rows = (await tx.session.scalars(select(PaymentRow).where(PaymentRow.md5.in_([m.lower() for m in md5s])))).all()
-    return {r.md5: _to_record(tx, r) for r in rows}
+    return {r.md5: to_record(tx, r) for r in rows}
 
 
 async def get_by_idempotency_key(tx: Tx, scope: str, key: str) -> tuple[Payment, str | None] | None:
@@ -310,12 +313,12 @@ async def get_by_idempotency_key(tx: Tx, scope: str, key: str) -> tuple[Payment,
     row = (await tx.session.execute(_BY_KEY, {"scope": scope, "key": key})).first()
     if row is None:
         return None
-    return _to_record(tx, row), row.request_fingerprint
+    return to_record(tx, row), row.request_fingerprint
 
 
 async def find_by_hash(tx: Tx, bakong_hash: str) -> Payment | None:
     row = await tx.session.scalar(select(PaymentRow).where(PaymentRow.bakong_hash == bakong_hash))
-    return _to_record(tx, row) if row else None
+    return to_record(tx, row) if row else None
 
 
 def _build_due_query() -> Any:
@@ -354,7 +357,7 @@ async def due_for_check(tx: Tx, now: datetime, limit: int) -> list[Payment]:
     for row in rows:
         if row.id not in seen:
             seen.add(row.id)
-            out.append(_to_record(tx, row))
+            out.append(to_record(tx, row))
             if len(out) == limit:
                 break
     return out
@@ -416,7 +419,7 @@ async def expired_pending(tx: Tx, now: datetime, limit: int) -> list[Payment]:
             .limit(limit)
         )
     ).all()
-    return [_to_record(tx, r) for r in rows]
+    return [to_record(tx, r) for r in rows]
 
 
 async def late_watch_finished(tx: Tx, now: datetime, limit: int) -> list[str]:
@@ -528,7 +531,7 @@ async def search(
     rows = (
         await tx.session.scalars(stmt.order_by(PaymentRow.created_at.desc(), PaymentRow.id.desc()).limit(limit + 1))
     ).all()
-    page = [_to_record(tx, r) for r in rows[:limit]]
+    page = [to_record(tx, r) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return page, next_cursor
 

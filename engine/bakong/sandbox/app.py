@@ -27,6 +27,7 @@ would time-stamp or meter per day uses the injected clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -312,6 +313,28 @@ class BakongSandbox:
                 item.setdefault(name, value)
         return item
 
+    def _drifted(self, found: dict[str, SandboxTransfer]) -> dict[str, SandboxTransfer]:
+        """Hash lookups as the ``hash_drift`` fault has Bakong's records differ from what was paid."""
+        drift = self.faults.hash_drift
+        if not drift:
+            return found
+        out: dict[str, SandboxTransfer] = {}
+        for tx_hash, transfer in found.items():
+            kind = drift.get(tx_hash)
+            if kind == "not_found":
+                continue
+            if kind == "amount":
+                unit = Decimal(100) if transfer.currency == "KHR" else Decimal("0.01")
+                transfer = dataclasses.replace(transfer, amount=transfer.amount + unit)
+            elif kind == "currency":
+                transfer = dataclasses.replace(transfer, currency="USD" if transfer.currency == "KHR" else "KHR")
+            elif kind == "account":
+                transfer = dataclasses.replace(transfer, to_account="someone_else@aclb")
+            elif kind == "failed":
+                transfer = dataclasses.replace(transfer, tracking_status="FAILED_AT_ACH")
+            out[tx_hash] = transfer
+        return out
+
     # --- Bakong endpoints -------------------------------------------------------------------------
 
     async def _by_md5(self, payload: Any) -> Response:
@@ -334,7 +357,7 @@ class BakongSandbox:
             found = await self.store.by_md5s(payload, visible_at_ms=now_ms)
         else:
             self.stats["hash_checks"] += len(payload)
-            found = await self.store.by_hashes(payload, visible_at_ms=now_ms)
+            found = self._drifted(await self.store.by_hashes(payload, visible_at_ms=now_ms))
         get = found.get
         items = [self._item(key_field, key, get(key), by_md5=by_md5) for key in payload]
         return _envelope(None, _MSG_LIST, items)
@@ -350,7 +373,7 @@ class BakongSandbox:
         if not isinstance(tx_hash, str) or not tx_hash:
             return _envelope(5, "Field hash is required.")
         self.stats["hash_checks"] += 1
-        found = await self.store.by_hashes([tx_hash], visible_at_ms=self._now_ms())
+        found = self._drifted(await self.store.by_hashes([tx_hash], visible_at_ms=self._now_ms()))
         return self._single(found.get(tx_hash), by_md5=False, detailed=True)
 
     async def _by_short_hash(self, payload: Any) -> Response:
@@ -448,7 +471,11 @@ class BakongSandbox:
         stats["total"] += 1
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.geo_blocked or (faults.bulk_blocked and endpoint is Endpoint.MD5_LIST):
+        if (
+            faults.geo_blocked
+            or (faults.bulk_blocked and endpoint is Endpoint.MD5_LIST)
+            or (faults.hash_list_blocked and endpoint is Endpoint.HASH_LIST)
+        ):
             return _html(403)
         rng = self.rng
         if faults.timeout_rate and rng.random() < faults.timeout_rate:

@@ -7,16 +7,21 @@ seeded sandbox fails the same requests every run.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import SandboxSettings
 from engine.errors import InvalidInput
 
-__all__ = ["LIST_ITEM_LAYOUTS", "MALFORMED_KINDS", "SandboxFaults"]
+__all__ = ["DRIFT_KINDS", "LIST_ITEM_LAYOUTS", "MALFORMED_KINDS", "SandboxFaults"]
 
 LIST_ITEM_LAYOUTS = ("data", "transaction", "inline")
 MALFORMED_KINDS = ("truncated", "empty", "not-envelope")
+#: How Bakong's record of a transfer, looked up by its hash, can differ from what was paid.
+DRIFT_KINDS = ("not_found", "amount", "currency", "account", "failed")
+_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,14 @@ class SandboxFaults:
     daily_quota: int = 0
     #: check_transaction_by_md5_list answers a bare nginx 403 (as production does).
     bulk_blocked: bool = False
+    #: check_transaction_by_hash_list answers a bare nginx 403 too (single hash lookups still work).
+    hash_list_blocked: bool = False
+    #: Transfers whose record, looked up by hash (single or list), differs from what was paid:
+    #: {hash: kind}, kind one of DRIFT_KINDS ("not_found": Bakong no longer knows it; "amount":
+    #: one minor unit more; "currency": the other currency; "account": another receiving account;
+    #: "failed": the transfer failed after all).
+    #: MD5 lookups are not affected: the drift is what reconciliation must catch afterwards.
+    hash_drift: Mapping[str, str] = field(default_factory=dict)
     #: Every /v1 path answers a bare nginx 403 (a non-Cambodian IP).
     geo_blocked: bool = False
     #: MD5 lookups answer errorCode 2 / STATIC_QR whatever was paid.
@@ -96,6 +109,11 @@ class SandboxFaults:
             raise InvalidInput(f"list_item_layout must be one of {', '.join(LIST_ITEM_LAYOUTS)}", field="list_item_layout")
         if self.malformed_kind not in MALFORMED_KINDS:
             raise InvalidInput(f"malformed_kind must be one of {', '.join(MALFORMED_KINDS)}", field="malformed_kind")
+        for tx_hash, kind in self.hash_drift.items():
+            if not _HASH.match(tx_hash):
+                raise InvalidInput(f"hash_drift: {tx_hash!r} is not a 64-hex transaction hash", field="hash_drift")
+            if kind not in DRIFT_KINDS:
+                raise InvalidInput(f"hash_drift: {kind!r} must be one of {', '.join(DRIFT_KINDS)}", field="hash_drift")
         if not 500 <= self.server_error_status <= 599:
             raise InvalidInput("server_error_status must be a 5xx status", field="server_error_status")
         for name in ("latency_ms", "hang_seconds", "retry_after_seconds", "daily_quota"):
@@ -107,6 +125,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     def bad() -> InvalidInput:
         return InvalidInput(f"sandbox fault {key}: wrong type {type(value).__name__}", field=key)
 
+    if key == "hash_drift":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise bad()
+        return {k.strip().lower(): v.strip().lower() for k, v in value.items()}
     if key == "force_error_code":
         if value is None or value == "":
             return None
