@@ -1,5 +1,5 @@
-"""Running the console for real: open the engine (with its workers) and the server of the payer's
-pages (``[web]``, ``bakong_console.web.server``), run the App, close both however the App ends —
+"""Running the console for real: open the engine (with its workers) and the servers of the payer's
+pages (``[web]`` and ``[display]``, ``bakong_console.web.server``), run the App, close both however the App ends —
 ``q``, Ctrl+C, SIGTERM, SIGHUP or SIGINT — so the worker leases are released and another process
 can take the jobs over at once.
 
@@ -47,12 +47,16 @@ def _log_to_file(path: Path):  # type: ignore[no-untyped-def]
 async def run_console(settings: Settings, *, clock: Clock | None = None) -> int:
     """Open the engine, run the console until it is quit or signalled, close the engine."""
     from bakong_console.tui.app import create_app
-    from bakong_console.web.server import console_web_server
+    from bakong_console.web.server import console_display_server, console_web_server
     from engine.runtime import Engine
 
     loop = asyncio.get_running_loop()
     with _log_to_file(console_log_path()):
-        async with Engine.open(settings, clock=clock, run_workers=True) as engine, console_web_server(engine):
+        async with (
+            Engine.open(settings, clock=clock, run_workers=True) as engine,
+            console_web_server(engine),
+            console_display_server(engine),
+        ):
             app = create_app(engine)
 
             def stop(signum: int) -> None:

@@ -7,11 +7,12 @@ plain error pages (a payer never sees a traceback or a problem document) and the
 address rule (`serve` hands in the API's, so ``api.trusted_proxies`` applies) and the ``closing`` event that ends
 every open event stream when the server stops (uvicorn waits for open responses to finish).
 
-Static files (``web/static``: one script, one style sheet) are served under ``/pay/static/``
-with a content hash in their URL, so they can be cached for a year.
+Static files (``web/static``: a script and a style sheet per page kind) are served under each
+mount's ``static/`` (``/pay/static/``, ``/display/static/``) with a content hash in their URL, so
+they can be cached for a year.
 
-Mounts: ``/pay`` (the hosted checkout, ``web.checkout``). The customer display joins as
-``/display`` beside it, reusing the context, the base template, the headers and the static files.
+Mounts: ``/pay`` (the hosted checkout, ``web.checkout``) and ``/display`` (the customer display,
+``web.display``), sharing the context, the base template, the headers and the static files.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 #: How long the ``bk_lang`` cookie keeps the payer's language.
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+#: The kinds of payer's pages, each a mount of its own: the hosted checkout and the customer display.
+PAGES = ("pay", "display")
 
 
 def _static_versions() -> dict[str, str]:
@@ -64,6 +67,8 @@ class WebContext:
     templates: Environment
     static_versions: dict[str, str]
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The mount whose static files a page outside every mount (a plain 404) links to.
+    home: str = "pay"
 
     @property
     def settings(self) -> Any:
@@ -95,7 +100,7 @@ class WebContext:
             lang=lang,
             t=TEXTS[lang],
             languages=LANGUAGES,
-            static=lambda name: f"{_pay_root(request)}/static/{name}?v={self.static_versions.get(name, '0')}",
+            static=lambda name: f"{_mount_root(request, self.home)}/static/{name}?v={self.static_versions.get(name, '0')}",
             sandbox=self.engine.info.sandbox,
             **values,
         )
@@ -103,6 +108,15 @@ class WebContext:
         if chosen:
             response.set_cookie(LANGUAGE_COOKIE, lang, max_age=LANGUAGE_COOKIE_SECONDS, path="/", samesite="lax", httponly=True)
         return response
+
+
+def _mount_root(request: Request, home: str) -> str:
+    """The path of the mount the request is under (``/pay`` or ``/display``, behind a proxy's
+    root_path too); ``home``'s for a request outside every mount."""
+    root = request.scope.get("root_path", "")
+    if root.endswith(tuple(f"/{name}" for name in PAGES)):
+        return str(root)
+    return f"{root.rstrip('/')}/{home}"
 
 
 def _pay_root(request: Request) -> str:
@@ -133,6 +147,8 @@ def error_page(request: Request, status: int, *, detail: str | None = None, head
             body["retry_after"] = int(headers["Retry-After"])
         return JSONResponse(body, status_code=status, headers=headers)
     title, text = _PAGES.get(status, ("error_title", "error_text"))
+    if status == 404 and str(request.scope.get("root_path", "")).endswith("/display"):
+        title, text = "display_not_found_title", "display_not_found_text"
     back = None
     token = request.path_params.get("token") if hasattr(request, "path_params") else None
     if status in (409, 429) and token:
@@ -187,7 +203,7 @@ def peer_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def make_context(engine: Engine, *, client_address: Callable[[Request], str] = peer_address) -> WebContext:
+def make_context(engine: Engine, *, client_address: Callable[[Request], str] = peer_address, home: str = "pay") -> WebContext:
     """The pages' context; ``client_address`` tells who a request comes from (`serve` passes the
     API's, which believes ``X-Forwarded-For`` from ``api.trusted_proxies`` only)."""
     templates = Environment(
@@ -201,19 +217,26 @@ def make_context(engine: Engine, *, client_address: Callable[[Request], str] = p
         client_address=client_address,
         templates=templates,
         static_versions=_static_versions(),
+        home=home,
     )
 
 
-def web_mounts(ctx: WebContext) -> list[BaseRoute]:
-    """The payer's pages, to add to an app's routes: ``/pay`` (checkout and the static files)."""
+def web_mounts(ctx: WebContext, pages: tuple[str, ...] = PAGES) -> list[BaseRoute]:
+    """The payer's pages, to add to an app's routes: ``/pay`` (checkout) and ``/display`` (the
+    customer display), each with the static files."""
     from bakong_console.web.checkout import checkout_routes
+    from bakong_console.web.display import display_routes
 
-    pay = _sub_app(ctx, [Mount("/static", app=_Assets(directory=STATIC_DIR), name="static"), *checkout_routes()])
-    return [Mount("/pay", app=pay)]
+    routes = {"pay": checkout_routes, "display": display_routes}
+    return [
+        Mount(f"/{name}", app=_sub_app(ctx, [Mount("/static", app=_Assets(directory=STATIC_DIR), name="static"), *routes[name]()]))
+        for name in pages
+    ]
 
 
-def create_web_app(engine: Engine) -> Starlette:
-    """The payer's pages alone (the console's own server); anything else is a plain 404 page."""
-    ctx = make_context(engine)
-    app = _sub_app(ctx, web_mounts(ctx))
+def create_web_app(engine: Engine, pages: tuple[str, ...] = ("pay",)) -> Starlette:
+    """Some of the payer's pages alone (a console's own servers: ``[web]`` serves the checkout,
+    ``[display]`` the customer display); anything else is a plain 404 page."""
+    ctx = make_context(engine, home=pages[0])
+    app = _sub_app(ctx, web_mounts(ctx, pages))
     return app

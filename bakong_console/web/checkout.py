@@ -18,8 +18,6 @@ never an id, MD5, account, hash or anything of another payment. Errors are plain
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from bakong_console.web.app import WebContext, _pay_root
 from bakong_console.web.security import content_security_policy
+from bakong_console.web.streams import PING_SECONDS, next_change
 from engine.errors import CheckoutEnded, NotFound
 from engine.khqr import decode
 from engine.records import Event
@@ -40,10 +39,6 @@ from engine.services.checkout import CheckoutView, PayerState, url_origin
 __all__ = ["checkout_routes", "state_of"]
 
 PAGE_ACTOR = "checkout page"
-#: While nothing happens, an event stream re-reads its state this often (the grace period's end,
-#: a bus that missed a beat) besides the keep-alive comments every ``PING_SECONDS``.
-RESYNC_SECONDS = 30.0
-PING_SECONDS = 15
 
 
 def state_of(view: CheckoutView, redirect_seconds: float) -> dict[str, Any]:
@@ -138,26 +133,10 @@ async def checkout_events(request: Request) -> Response:
                 yield {"event": "state", "data": json.dumps(state_of(current, redirect_seconds), separators=(",", ":"))}
                 if current.state != PayerState.PENDING:
                     return
-                if not await _next_change(changes, ctx.closing):
+                if not await next_change(changes, ctx.closing):
                     return
 
     return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"X-Accel-Buffering": "no"})
-
-
-async def _next_change(changes: Any, closing: asyncio.Event) -> bool:
-    """Wait for the payment's next event (or the resync interval); False when the server closes."""
-    getter = asyncio.ensure_future(changes.get())
-    closer = asyncio.ensure_future(closing.wait())
-    try:
-        await asyncio.wait({getter, closer}, timeout=RESYNC_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (getter, closer):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(getter, closer, return_exceptions=True)
-    while changes.get_nowait() is not None:  # one re-read covers every change so far
-        pass
-    return not closing.is_set()
 
 
 async def claim_paid(request: Request) -> Response:

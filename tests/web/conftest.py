@@ -62,14 +62,19 @@ def web_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def web_settings(tmp_path: Path, web_overrides: dict[str, Any]) -> Settings:
+def display_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def web_settings(tmp_path: Path, web_overrides: dict[str, Any], display_overrides: dict[str, Any]) -> Settings:
     return make_settings(
         f"sqlite+aiosqlite:///{tmp_path / 'web.db'}",
         # Checks every second from the first: a sandbox payment is found within about a second.
         payments={"tick_seconds": 0.2, "dense_interval_seconds": 1.0, "jitter": 0.0},
         web={"redirect_seconds": 1.5, **web_overrides},
         merchant={"name_alternate": KHMER_NAME, "city_alternate": "ភ្នំពេញ"},
-        display={"language": "en"},
+        display={"language": "en", **display_overrides},
     )
 
 

@@ -48,3 +48,21 @@ async def test_a_taken_port_leaves_the_console_without_pages(sqlite_url: str) ->
     async with Engine.open(make_settings(sqlite_url, web={"enabled": False}), clock=SystemClock()) as engine:
         async with console_web_server(engine) as url:
             assert url is None
+
+
+async def test_the_console_serves_its_display_on_the_display_address(sqlite_url: str) -> None:
+    from bakong_console.web.server import console_display_server
+
+    port = free_port()
+    settings = make_settings(sqlite_url, display={"port": port})
+    async with Engine.open(settings, clock=SystemClock(), migrate=True) as engine:
+        async with console_display_server(engine) as url:
+            assert url == f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+                page = await client.get("/display/counter-1")
+                assert page.status_code == 200 and 'id="pairing"' in page.text
+                assert (await client.get("/display/static/display.css")).status_code == 200
+                assert (await client.get("/pay/" + "x" * 43)).status_code == 404  # the display only
+    async with Engine.open(make_settings(sqlite_url, display={"enabled": False}), clock=SystemClock()) as engine:
+        async with console_display_server(engine) as url:
+            assert url is None
