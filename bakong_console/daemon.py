@@ -20,6 +20,7 @@ from typing import Any
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.db import state as engine_state
+from engine.extras import require_extras
 from engine.runtime import Engine
 
 __all__ = ["HEARTBEAT_STATE", "run_daemon"]
@@ -66,12 +67,14 @@ async def run_daemon(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit code."""
+    serve_api = settings.api.enabled if with_api is None else with_api
+    # Before anything starts: a missing optional package (Redis) is one line, not a traceback.
+    require_extras(settings, serving_api=serve_api)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    serve_api = settings.api.enabled if with_api is None else with_api
     try:
         async with Engine.open(settings, clock=clock or SystemClock(), run_workers=True) as engine:
             info = engine.info

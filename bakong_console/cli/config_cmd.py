@@ -9,6 +9,7 @@ import typer
 
 from bakong_console.cli.context import state
 from engine.config import discover_config_path, load_settings
+from engine.extras import require_extras
 
 app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
 
@@ -18,9 +19,11 @@ def check(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="File to check (default: the one in use).")] = None,
 ) -> None:
-    """Validate a config file; exit non-zero with a one-line reason if it is wrong."""
+    """Validate a config file, and that this installation has the packages it needs; exit non-zero
+    with a one-line reason if not."""
     target = path or state(ctx).config_path
     settings = load_settings(target)
+    require_extras(settings)
     where = settings.source or "no config file (defaults)"
     typer.echo(f"ok: {where} ({settings.bakong.environment}, database {_db_label(settings.database_url)})")
 

@@ -6,7 +6,7 @@ is wrong, the one thing to do. ``Doctor.run`` runs them in order and never chang
 opens no engine, migrates nothing, creates no key file and no database (``bakong`` spends one
 metered Bakong request, recorded in the shared ledger when the database is there).
 
-The checks: the config loads (and its file is private); the database answers and is migrated;
+The checks: the config loads (its file is private, the packages it needs are installed); the database answers and is migrated;
 the data key loads and opens the secrets stored with it; the Bakong token's days left; Bakong's
 verdict (``diagnose``); the clock against Bakong's ``Date`` header; free disk beside SQLite and
 whether its files are private; webhook endpoints' health; worker leases left by dead processes.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import importlib.util
 import os
 import shutil
 import socket
@@ -48,6 +49,7 @@ from engine.db.rekey import ENCRYPTED_COLUMNS
 from engine.db.sandbox_store import DatabaseTokenStore
 from engine.db.storage import Storage
 from engine.errors import BakongConsoleError, ConfigError, DataKeyError, StorageError
+from engine.extras import missing_extras
 
 __all__ = [
     "CheckResult",
@@ -249,7 +251,8 @@ class Doctor:
     """Runs every check for the configuration at ``config_path`` (discovered as the CLI does).
 
     ``clock`` is the engine's clock (compared with Bakong's); ``transport`` replaces the network
-    (tests); ``disk_usage``, ``hostname`` and ``pid_alive`` are injectable for the same reason.
+    (tests); ``disk_usage``, ``hostname``, ``pid_alive`` and ``find_spec`` (the optional packages
+    installed) are injectable for the same reason.
     """
 
     def __init__(
@@ -262,6 +265,7 @@ class Doctor:
         disk_usage: Callable[[str], Any] = shutil.disk_usage,
         hostname: str | None = None,
         is_alive: Callable[[int], bool] = pid_alive,
+        find_spec: Callable[[str], Any] = importlib.util.find_spec,
     ) -> None:
         self.config_path = config_path
         self.environ = environ
@@ -270,6 +274,7 @@ class Doctor:
         self.disk_usage = disk_usage
         self.hostname = hostname or socket.gethostname()
         self.is_alive = is_alive
+        self.find_spec = find_spec
 
     async def run(self) -> DoctorReport:
         state = _State()
@@ -302,6 +307,9 @@ class Doctor:
                 return _warn("config", f"{summary}; {wide} and it holds the Bakong token", f"chmod 600 {settings.source}")
         if not settings.is_sandbox and settings.merchant.bakong_account_id == MerchantSettings().bakong_account_id:
             return _fail("config", f"{summary}: the merchant is still the sandbox's", "run `bakong-console setup --force`")
+        missing = missing_extras(settings, find_spec=self.find_spec)
+        if missing:
+            return _fail("config", f"{summary}; {missing[0].message.split(':', 1)[0]}", missing[0].install)
         return _ok("config", summary)
 
     # --- storage ------------------------------------------------------------------------------
