@@ -36,6 +36,7 @@ from bakong_console.tui.screens.audit import AuditScreen
 from bakong_console.tui.screens.board import BoardScreen
 from bakong_console.tui.screens.cashier import CashierScreen
 from bakong_console.tui.screens.detail import PaymentDetailScreen
+from bakong_console.tui.screens.displays import DisplaysScreen
 from bakong_console.tui.screens.subscriptions import SubscriptionsScreen
 from bakong_console.tui.screens.webhooks import WebhooksScreen
 from bakong_console.tui.state import Alert, ConsoleState, EngineStatus
@@ -67,6 +68,7 @@ class BakongConsoleApp(App[int]):
         "webhooks": WebhooksScreen,
         "subscriptions": SubscriptionsScreen,
         "audit": AuditScreen,
+        "displays": DisplaysScreen,
     }
     DEFAULT_MODE = "board"
 
@@ -76,6 +78,7 @@ class BakongConsoleApp(App[int]):
         Binding("w", "switch_mode('webhooks')", "Webhooks", id="app.webhooks"),
         Binding("s", "switch_mode('subscriptions')", "Subscriptions", id="app.subscriptions"),
         Binding("a", "switch_mode('audit')", "Audit", id="app.audit"),
+        Binding("d", "switch_mode('displays')", "Displays", show=False, id="app.displays"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt"),
     ]
@@ -318,6 +321,7 @@ BakongConsoleApp.BINDING_OWNERS = (
     WebhooksScreen,
     SubscriptionsScreen,
     AuditScreen,
+    DisplaysScreen,
     PendingPaymentsTable,
 )
 
