@@ -118,8 +118,8 @@ def _read_key_file(path: Path) -> list[str]:
 
 
 def write_key_file(path: Path, specs: list[str]) -> None:
-    """Replace a key file atomically, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace a key file atomically, readable by its owner only (in a directory made 0700 if new)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,22 @@ log = logging.getLogger(__name__)
 EVENT_LOG_LOCK = 0x62616B6F6E67
 
 
+def _is_uri(parsed: Any) -> bool:
+    """Whether a SQLite URL names its file as a ``file:`` URI (SQLite opens it itself)."""
+    return str(parsed.query.get("uri", "")).lower() in ("true", "1") or (parsed.database or "").startswith("file:")
+
+
+def create_private_file(path: Path) -> None:
+    """Make a new SQLite file 0600 (SQLite gives its -wal and -shm the same mode), in a directory
+    made 0700 if it is new. An existing file or directory keeps its mode (the doctor warns)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)  # an empty file is an empty SQLite database
+
+
 class Database:
     """Owns the engine and hands out sessions and transactions."""
 
@@ -55,8 +72,8 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not _is_uri(parsed):
+                create_private_file(Path(database).expanduser())
             # Statements on the event loop instead of a thread hop each (see sqlite_driver).
             cargs, cparams = SQLiteDialect_aiosqlite().create_connect_args(parsed)
             cparams = {**cparams, "timeout": busy_timeout}
