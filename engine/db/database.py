@@ -4,8 +4,9 @@ SQLite runs in WAL mode with foreign keys on, its statements on the event loop (
 ``sqlite_driver``: a busy database is waited for with asyncio sleeps up to the busy timeout, and
 checkpoints run on a thread of their own), and every write transaction starts with
 ``BEGIN IMMEDIATE`` so two writers queue instead of failing mid-transaction.
-PostgreSQL serialises writers of the event log with a transaction-level advisory lock so that
-event sequence numbers become visible in order (the change feed never skips an event).
+PostgreSQL serialises writers of the event log with a transaction-level advisory lock, taken
+just before COMMIT (``engine.db.storage``), so that event sequence numbers become visible in
+order (the change feed never skips an event).
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ class Database:
         return reader
 
     async def lock_event_log(self, session: AsyncSession) -> None:
-        """Serialise writers of the event log on PostgreSQL (SQLite is serialised already)."""
+        """Serialise writers of the event log on PostgreSQL from here to COMMIT (SQLite is serialised
+        already): for a transaction that needs an event's sequence before it commits."""
         if self.is_postgres:
             await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOG_LOCK})
 

@@ -1,6 +1,10 @@
 """The append-only logs: domain events (outbox + change feed) and the audit log.
 
-Both are written inside the caller's transaction, beside the change they record.
+Both are written inside the caller's transaction, beside the change they record. An event's
+sequence follows commit order (see ``engine.db.storage``): on PostgreSQL the transaction's events
+are written by ``write_pending_events`` just before it commits, the first of them by one statement
+that takes the event-log lock and inserts (``_INSERT_EVENT_LOCKED``), so the lock is held from
+there to the COMMIT only.
 """
 
 from __future__ import annotations
@@ -8,13 +12,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, bindparam, cast, func, insert, select
 
+from engine.db.database import EVENT_LOG_LOCK
 from engine.db.models import AuditLogRow, EventRow
 from engine.db.storage import Tx
 from engine.records import Actor, AuditEntry, Event
 
-__all__ = ["append_event", "audit", "event_from_row", "events_since", "last_sequence", "list_audit"]
+__all__ = [
+    "append_event",
+    "audit",
+    "event_from_row",
+    "events_since",
+    "last_sequence",
+    "list_audit",
+    "write_pending_events",
+]
 
 
 # Built once: constructing statements per call costs more than executing them on SQLite. Core
@@ -22,6 +35,20 @@ __all__ = ["append_event", "audit", "event_from_row", "events_since", "last_sequ
 _EVENTS = EventRow.__table__
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.sequence)
 _INSERT_AUDIT = insert(AuditLogRow.__table__)
+_EVENT_COLUMNS = ("id", "type", "subject_type", "subject_id", "payload", "occurred_at")
+# PostgreSQL: the lock and the first event in one statement (one round trip fewer under the lock).
+# A CTE calling a volatile function is never inlined, and the SELECT yields its row only after it.
+_EVENT_LOG_LOCK = select(func.pg_advisory_xact_lock(cast(EVENT_LOG_LOCK, BigInteger)).label("locked")).cte("event_log_lock")
+_INSERT_EVENT_LOCKED = (
+    insert(_EVENTS)
+    .from_select(
+        list(_EVENT_COLUMNS),
+        select(*[cast(bindparam(name, type_=_EVENTS.c[name].type), _EVENTS.c[name].type) for name in _EVENT_COLUMNS]).select_from(
+            _EVENT_LOG_LOCK
+        ),
+    )
+    .returning(_EVENTS.c.sequence)
+)
 
 
 def event_from_row(row: EventRow) -> Event:
@@ -36,19 +63,39 @@ def event_from_row(row: EventRow) -> Event:
     )
 
 
-async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, payload: dict[str, Any]) -> Event:
-    """Write one event; its sequence is assigned in commit order (see Database.lock_event_log)."""
+async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, payload: dict[str, Any]) -> Event | None:
+    """Append one event; its sequence is assigned in commit order.
+
+    Written now, and returned, on SQLite and in a transaction opened with ``sequence_at_start``;
+    otherwise (PostgreSQL) written when the transaction commits, and None is returned (the
+    committed event, sequence and all, is in ``tx.events`` then)."""
     if not tx.may_append:
         raise RuntimeError("an event was appended in a transaction opened without the event-log lock (events=False)")
     event_id = tx.ids.new("msg")
-    returned = await tx.execute(
-        _INSERT_EVENT,
-        dict(id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id, payload=payload, occurred_at=tx.now),
-    )
+    params = dict(id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id, payload=payload, occurred_at=tx.now)
+    if tx.pending_events is not None:
+        tx.pending_events.append(params)
+        return None
+    returned = await tx.execute(_INSERT_EVENT, params)
     assert returned is not None
     event = Event(int(returned.sequence), event_id, type_, subject_type, subject_id, payload, tx.now)
     tx.events.append(event)
     return event
+
+
+async def write_pending_events(tx: Tx) -> None:
+    """PostgreSQL, just before COMMIT: take the event-log lock and write the transaction's events
+    in the order they were appended (the first with the lock in one statement)."""
+    pending, tx.pending_events = tx.pending_events or [], None
+    for index, params in enumerate(pending):
+        returned = await tx.execute(_INSERT_EVENT_LOCKED if index == 0 else _INSERT_EVENT, params)
+        assert returned is not None
+        tx.events.append(
+            Event(
+                int(returned.sequence), params["id"], params["type"], params["subject_type"],
+                params["subject_id"], params["payload"], params["occurred_at"],
+            )
+        )  # fmt: skip
 
 
 async def audit(

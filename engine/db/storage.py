@@ -4,10 +4,16 @@ A ``Tx`` carries the session, the transaction's single "now" (so every row of on
 one timestamp), the id factory and the data cipher. Events appended in a transaction are handed
 to ``on_commit`` listeners only after the commit succeeds (the event feed uses this to wake up).
 
-On PostgreSQL a write transaction takes the event-log lock first, before any row lock: were it
-taken at the first event instead, a transaction holding it could wait for a row that another
-transaction locked before asking for it, and PostgreSQL would abort one as a deadlock. Hot
-transactions that never write an event say ``events=False`` and skip the lock.
+Events get their ``sequence`` in commit order, so a reader following the sequence never skips
+one that commits later. On SQLite writers are serialised anyway and an event is written when it
+is appended. On PostgreSQL the events a transaction appends are held in ``Tx.pending_events``
+and written at its very end, just before COMMIT, by one statement that first takes the event-log
+advisory lock (``journal.write_pending_events``): the lock is held only from that statement to
+the commit, never while the transaction does its other work, and the holder waits for no row
+(every row lock was taken before), so it cannot deadlock. A transaction that needs an event's
+sequence before it commits (a test delivery refers to its event) opens with
+``sequence_at_start=True``: it takes the lock first, before any row lock, and writes events at
+once. Transactions that never write an event say ``events=False``.
 
 ``Tx.execute`` runs the hot writes (a payment's row and history, audit rows, events), compiled
 once, straight on the SQLite driver inside the session's transaction (see ``compiled``).
@@ -45,6 +51,8 @@ class Tx:
     events: list[Event] = field(default_factory=list)
     #: False when opened with ``transaction(events=False)``: appending an event is then an error
     may_append: bool = True
+    #: PostgreSQL: events appended but not yet written (written just before COMMIT, in order).
+    pending_events: list[dict[str, Any]] | None = None
     _driver: Any = None  # SQLite: the transaction's own driver connection, once ``execute`` needed it
 
     async def execute(self, statement: Executable, params: Mapping[str, Any]) -> SimpleNamespace | None:
@@ -87,14 +95,25 @@ class Storage:
         self._commit_listeners.append(listener)
 
     @asynccontextmanager
-    async def transaction(self, *, events: bool = True) -> AsyncIterator[Tx]:
-        """One write transaction. ``events=False`` promises it appends no event (and so skips,
-        on PostgreSQL, the event-log lock that every other writer takes before anything else)."""
+    async def transaction(self, *, events: bool = True, sequence_at_start: bool = False) -> AsyncIterator[Tx]:
+        """One write transaction. ``events=False`` promises it appends no event. On PostgreSQL
+        the events it appends are written just before it commits, under the event-log lock;
+        ``sequence_at_start=True`` takes that lock first instead and writes each event at once
+        (for a transaction that needs an event's sequence before it commits)."""
+        from engine.db import journal  # journal builds on this module
+
         async with self.db.transaction() as session:
-            if events:
+            deferred = events and self.db.is_postgres and not sequence_at_start
+            if events and sequence_at_start:
                 await self.db.lock_event_log(session)
-            tx = Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events)
+            tx = Tx(
+                session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
+                pending_events=[] if deferred else None,
+            )  # fmt: skip
             yield tx
+            if tx.pending_events:
+                await session.flush()  # every row write (and row lock) before the event-log lock
+                await journal.write_pending_events(tx)
         if tx.events:
             for listener in self._commit_listeners:
                 listener(list(tx.events))

@@ -250,7 +250,7 @@ class WebhookService:
         """Send a ``webhook.test`` message to one endpoint now and return the answer (it is logged
         and retried like any delivery)."""
         wh = self.settings.webhooks
-        async with self.storage.transaction() as tx:
+        async with self.storage.transaction(sequence_at_start=True) as tx:  # the delivery refers to its event
             claimed = await repo.create_test_delivery(tx, endpoint_id, in_flight=in_flight_window(wh.timeout_seconds))
         body = encode_body(claimed.event_type, claimed.occurred_at, claimed.payload)
         result = await self.sender.send(claimed.message(body))

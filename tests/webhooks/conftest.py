@@ -31,7 +31,8 @@ def clock() -> ManualClock:
 async def emit(engine: Engine, event_type: str, subject_id: str, data: dict | None = None, *, subject_type: str = "payment") -> Event:
     """Commit one event (as a payment or subscription change would), returning it."""
     async with engine.storage.transaction() as tx:
-        return await journal.append_event(tx, event_type, subject_type, subject_id, data or {"id": subject_id})
+        await journal.append_event(tx, event_type, subject_type, subject_id, data or {"id": subject_id})
+    return tx.events[0]  # as committed, with its sequence (assigned at commit on PostgreSQL)
 
 
 async def jump(engine: Engine, clock: ManualClock, when: datetime) -> None:

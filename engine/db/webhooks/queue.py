@@ -330,6 +330,8 @@ async def create_test_delivery(tx: Tx, endpoint_id: str, *, in_flight: timedelta
         tx, ev.WEBHOOK_TEST, "webhook_endpoint", endpoint_id,
         {"endpoint_id": endpoint_id, "message": "a test message from bakong-console"},
     )  # fmt: skip
+    if event is None:
+        raise RuntimeError("a test delivery needs its event's sequence: open the transaction with sequence_at_start=True")
     delivery = pending_delivery(tx, event.sequence, endpoint_id, due=tx.now + in_flight)
     await tx.session.execute(sql_insert(WebhookDeliveryRow), delivery)
     return ClaimedDelivery(
