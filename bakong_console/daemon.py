@@ -5,6 +5,10 @@ API stops accepting, the workers finish the batch in hand, release their leases,
 exits 0 within ``daemon.stop_timeout_seconds``. Killed outright, it loses nothing: every change is
 committed before it is acted on, and another process (or the restarted one) takes the leases over
 once they lapse.
+
+``event_loop_factory`` gives ``serve`` uvloop's event loop where it is installed (an install
+dependency on the platforms that have it), else asyncio's own; uvicorn picks httptools as its
+HTTP parser the same way (``http="auto"``), else h11.
 """
 
 from __future__ import annotations
@@ -23,11 +27,20 @@ from engine.db import state as engine_state
 from engine.extras import require_extras
 from engine.runtime import Engine
 
-__all__ = ["HEARTBEAT_STATE", "run_daemon"]
+__all__ = ["HEARTBEAT_STATE", "event_loop_factory", "run_daemon"]
 
 log = logging.getLogger("bakong_console.daemon")
 
 HEARTBEAT_STATE = "daemon.heartbeat"
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's ``new_event_loop`` when uvloop is installed, else None (asyncio's default loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _heartbeat(engine: Engine, every: float, stop: asyncio.Event) -> None:
@@ -80,7 +93,12 @@ async def run_daemon(
             info = engine.info
             log.info(
                 "daemon started",
-                extra={"fields": {"holder": engine.holder, "environment": info.environment, "sandbox": info.sandbox, "database": info.database}},
+                extra={
+                    "fields": {
+                        "holder": engine.holder, "environment": info.environment, "sandbox": info.sandbox,
+                        "database": info.database, "event_loop": type(loop).__module__.partition(".")[0],
+                    }
+                },  # fmt: skip
             )
             tasks = [asyncio.create_task(_heartbeat(engine, settings.daemon.heartbeat_seconds, stop), name="daemon.heartbeat")]
             server = None
@@ -95,7 +113,10 @@ async def run_daemon(
                 server = uvicorn.Server(uvicorn_config(api, settings.api))
                 server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours are installed
                 tasks.append(asyncio.create_task(_serve_api(server, settings), name="daemon.api"))
-                log.info("HTTP API on http://%s:%d/api/docs", settings.api.host, settings.api.port)
+                log.info(
+                    "HTTP API on http://%s:%d/api/docs", settings.api.host, settings.api.port,
+                    extra={"fields": {"http_parser": server.config.http}},
+                )  # fmt: skip
             if on_ready is not None:
                 on_ready(engine)
             stopper = asyncio.create_task(stop.wait())

@@ -4,10 +4,13 @@
 believe ``X-Forwarded-For`` from 127.0.0.1 and rewrite the client address before the API sees
 it, letting a local client choose the address that IP blocks and the audit log record. The API
 applies ``api.trusted_proxies`` itself (``bakong_console.api.security.ClientAddress``).
+
+The HTTP parser is httptools where it is installed (an install dependency on CPython), else h11.
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 import uvicorn
@@ -15,7 +18,10 @@ from fastapi import FastAPI
 
 from engine.config import ApiSettings
 
-__all__ = ["uvicorn_config"]
+__all__ = ["HTTP_PARSER", "uvicorn_config"]
+
+#: uvicorn's HTTP protocol: the C parser when installed, the pure-Python one otherwise.
+HTTP_PARSER = "httptools" if find_spec("httptools") is not None else "h11"
 
 
 def uvicorn_config(app: FastAPI, settings: ApiSettings, **overrides: Any) -> uvicorn.Config:
@@ -24,6 +30,7 @@ def uvicorn_config(app: FastAPI, settings: ApiSettings, **overrides: Any) -> uvi
         host=settings.host,
         port=settings.port,
         lifespan="off",
+        http=HTTP_PARSER,
         proxy_headers=False,
         server_header=False,
         log_level="warning",

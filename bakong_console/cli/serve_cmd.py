@@ -19,7 +19,7 @@ def serve(
     """Poll Bakong, time payments out, deliver webhooks and serve the API until SIGINT/SIGTERM."""
     from dataclasses import replace
 
-    from bakong_console.daemon import run_daemon
+    from bakong_console.daemon import event_loop_factory, run_daemon
     from bakong_console.logs import configure_logging
 
     settings = state(ctx).settings()
@@ -27,4 +27,6 @@ def serve(
         settings = replace(settings, api=replace(settings.api, host=host or settings.api.host, port=port or settings.api.port))
     level = "DEBUG" if state(ctx).verbosity > 1 else settings.logging.level
     configure_logging(level, settings.logging.format)
-    raise typer.Exit(asyncio.run(run_daemon(settings, with_api=False if no_api else None)))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:  # uvloop where installed
+        code = runner.run(run_daemon(settings, with_api=False if no_api else None))
+    raise typer.Exit(code)
