@@ -149,3 +149,34 @@ async def test_the_screen_follows_the_terminals_newest_payment(engine: Engine, c
     clock.set(late.expires_at)
     assert (await engine.displays.screen("counter-1")).state == ScreenState.IDLE
     assert {other.id, api.id}.isdisjoint({screen.payment.id, paid.payment.id})
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("port = 0", r"display\.port: must be from 1 to 65535"),
+        ('public_url = "ftp://shop"', r"display\.public_url: must be an http:// or https:// address"),
+        ("pairing_code_seconds = 5.0", r"display\.pairing_code_seconds: must be at least 10"),
+        ("pairing_attempts = 0", r"display\.pairing_attempts: must be from 1 to 20"),
+        ("paid_seconds = 0.0", r"display\.paid_seconds: must be greater than 0"),
+    ],
+)
+def test_config_refuses_bad_display_settings(toml: str, message: str) -> None:
+    from engine.config import parse_config_text
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config_text(f"[display]\n{toml}\n")
+
+
+def test_the_display_address(engine: Engine) -> None:
+    import dataclasses
+
+    assert engine.displays.url("counter-1") == "http://127.0.0.1:8082/display/counter-1"
+    assert engine.displays.url("counter-1", served_at="http://10.0.0.5:9000/") == "http://10.0.0.5:9000/display/counter-1"
+    settings = dataclasses.replace(engine.settings, display=dataclasses.replace(engine.settings.display, public_url="https://shop.example"))
+    from engine.services.displays import DisplayService
+
+    assert DisplayService(engine.storage, settings, clock=engine.clock).url("counter-1") == "https://shop.example/display/counter-1"
+    with pytest.raises(NotFound):
+        engine.displays.url("../etc")
