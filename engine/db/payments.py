@@ -566,6 +566,17 @@ async def count_created_between(tx: Tx, start: datetime, end: datetime) -> int:
     return int(await tx.session.scalar(stmt) or 0)
 
 
+async def count_shop_payments_created_between(tx: Tx, start: datetime, end: datetime) -> int:
+    """How many payments the shop made in [start, end): not a subscription's invoice, which the
+    engine issues at any hour (checking payments made outside the opening hours)."""
+    if end <= start:
+        return 0
+    stmt = select(func.count()).where(
+        PaymentRow.created_at >= start, PaymentRow.created_at < end, PaymentRow.subscription_id.is_(None)
+    )
+    return int(await tx.session.scalar(stmt) or 0)
+
+
 async def count_by_status(tx: Tx) -> dict[str, int]:
     rows = (await tx.session.execute(select(PaymentRow.status, func.count()).group_by(PaymentRow.status))).all()
     return {status: int(n) for status, n in rows}

@@ -5,8 +5,9 @@ With hours declared for today, payments are expected only while the shop is open
 carries the recent creation rate over the open time left before the quota resets (each session
 lasting ``CLOSING_MARGIN`` past its closing time: the last customers at the counter), and measures
 that rate over the open time of its window rather than over the whole window (at 08:30 the shop
-has been open half an hour, not two). A payment created outside them (past the margin) means the
-hours cannot be trusted today: the forecast runs to the reset as without hours, and one
+has been open half an hour, not two). A payment the shop creates outside them (past the margin;
+a subscription's invoice, issued by the engine at any hour, does not count) means the hours
+cannot be trusted today: the forecast runs to the reset as without hours, and one
 ``alert.opening_hours_mismatch`` event is raised for the day (remembered in the database, so a
 restart or another poller does not raise it again).
 """
@@ -69,7 +70,7 @@ class OpeningHoursForecast:
             async with self.storage.read() as tx:
                 outside = 0
                 for start, end in closed:
-                    outside += await repo.count_created_between(tx, start, end)
+                    outside += await repo.count_shop_payments_created_between(tx, start, end)
             if outside:
                 self._mismatch_on = local_day
                 await self._alert(local_day, outside)

@@ -69,8 +69,11 @@ async def test_the_horizon_is_closing_time_and_a_closed_day_has_none(db_url: str
 async def test_a_payment_on_a_closed_day_drops_the_hours_for_the_day_with_one_alert(db_url: str, clock: ManualClock) -> None:
     async with open_engine(make_settings(db_url, hours=HOURS), clock, run_workers=False) as engine:
         clock.set(pp(16, 9))
-        await engine.payments.initiate("1.00", "USD", actor=CASHIER)
         reset = local_midnight_after(clock.now())
+        # a subscription's invoice is issued by the engine at any hour: not the shop's doing
+        await engine.payments.initiate("5.00", "USD", actor=CASHIER, subscription_id="sub_night", invoice_id="inv_night")
+        assert (await _forecast(engine).today(clock.now(), reset, WINDOW)).seconds_to_close == 0.0
+        await engine.payments.initiate("1.00", "USD", actor=CASHIER)
         forecast = _forecast(engine)
         assert (await forecast.today(clock.now(), reset, WINDOW)).seconds_to_close is None
         await engine.payments.initiate("2.00", "USD", actor=CASHIER)
