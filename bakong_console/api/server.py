@@ -3,7 +3,8 @@
 ``uvicorn_config`` turns uvicorn's own proxy-header handling off: uvicorn would otherwise
 believe ``X-Forwarded-For`` from 127.0.0.1 and rewrite the client address before the API sees
 it, letting a local client choose the address that IP blocks and the audit log record. The API
-applies ``api.trusted_proxies`` itself (``bakong_console.api.security.ClientAddress``).
+applies ``api.trusted_proxies`` itself (``bakong_console.api.security.ClientAddress``). Nor does
+uvicorn configure logging: its lines go through the process's handler (``bakong_console.logs``).
 
 The HTTP parser is httptools where it is installed (an install dependency on CPython), else h11.
 """
@@ -35,6 +36,9 @@ def uvicorn_config(app: FastAPI, settings: ApiSettings, **overrides: Any) -> uvi
         server_header=False,
         log_level="warning",
         access_log=False,
+        # uvicorn's own logging config gives its loggers plain-text handlers of their own; without
+        # it they reach the root handler, so `[logging] format = "json"` covers them too.
+        log_config=None,
     )
     options.update(overrides)
     return uvicorn.Config(app, **options)

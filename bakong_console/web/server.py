@@ -44,7 +44,7 @@ async def _pages_server(engine: Engine, page: str, *, enabled: bool, host: str, 
     # As `serve` runs the API: no proxy headers believed, no Server header, quiet.
     config = uvicorn.Config(
         app, host=host, port=port, lifespan="off", proxy_headers=False, server_header=False,
-        log_level="warning", access_log=False,
+        log_level="warning", access_log=False, log_config=None,  # its lines through the console's log handler
     )  # fmt: skip
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the console's are installed

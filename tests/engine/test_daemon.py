@@ -4,6 +4,7 @@ leases released, bad config exits non-zero with one line. On SQLite and PostgreS
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -237,6 +238,10 @@ def test_serve_with_the_api_port_taken_exits_one_after_stopping_cleanly(sqlite_u
     assert result.returncode == 1, result.stderr
     assert f"could not listen on 127.0.0.1:{port}" in result.stderr + result.stdout
     assert '"daemon stopped"' in result.stderr + result.stdout
+    # With [logging] format = "json" every line is a JSON object, uvicorn's own (the bind error) too.
+    lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert any(r["logger"].startswith("uvicorn") and r["level"] == "ERROR" for r in records), lines
 
 
 def test_bad_config_exits_non_zero_with_one_line(tmp_path: Path) -> None:
