@@ -28,7 +28,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from bakong_console.tui.bridge import EngineBridge
-from bakong_console.tui.dialogs.error import ErrorDialog
+from bakong_console.tui.dialogs.error import report_error
 from bakong_console.tui.formatting import clock_time
 from bakong_console.tui.keys import binding_ids, checked_keymap
 from bakong_console.tui.messages import AlertRaised, AuditChanged, PaymentsChanged, SubscriptionsChanged, WebhooksChanged
@@ -45,7 +45,7 @@ from bakong_console.tui.widgets.payments_table import PendingPaymentsTable
 from bakong_console.tui.work import engine_work
 from engine import events as ev
 from engine.db.payments import PaymentFilter
-from engine.errors import BakongConsoleError, InvalidInput
+from engine.errors import InvalidInput
 from engine.records import Actor, ActorType, Event, PaymentStatus
 from engine.runtime import Engine
 
@@ -71,14 +71,19 @@ class BakongConsoleApp(App[int]):
         "displays": DisplaysScreen,
     }
     DEFAULT_MODE = "board"
+    #: No focus lands anywhere by itself: each screen puts it where its keys are meant to go (the
+    #: board's table, the cashier's amount, nothing on the cashier's QR face). Textual's default
+    #: would give it to the first focusable widget, even one that is not displayed: the hidden
+    #: form under the QR, or the board's search box while the board starts.
+    AUTO_FOCUS: ClassVar[str | None] = None
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("b", "switch_mode('board')", "Board", id="app.board"),
-        Binding("n", "switch_mode('cashier')", "New payment", id="app.new_payment"),
-        Binding("w", "switch_mode('webhooks')", "Webhooks", id="app.webhooks"),
-        Binding("s", "switch_mode('subscriptions')", "Subscriptions", id="app.subscriptions"),
-        Binding("a", "switch_mode('audit')", "Audit", id="app.audit"),
-        Binding("d", "switch_mode('displays')", "Displays", show=False, id="app.displays"),
+        Binding("b", "show_mode('board')", "Board", id="app.board"),
+        Binding("n", "show_mode('cashier')", "New payment", id="app.new_payment"),
+        Binding("w", "show_mode('webhooks')", "Webhooks", id="app.webhooks"),
+        Binding("s", "show_mode('subscriptions')", "Subscriptions", id="app.subscriptions"),
+        Binding("a", "show_mode('audit')", "Audit", id="app.audit"),
+        Binding("d", "show_mode('displays')", "Displays", show=False, id="app.displays"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt"),
     ]
@@ -269,19 +274,19 @@ class BakongConsoleApp(App[int]):
     # --- errors -----------------------------------------------------------------------------------
 
     def show_error(self, exc: BaseException, *, action: str = "do that", source: object | None = None) -> None:
-        """The one error handler: engine errors become a toast (or a message by the form field
-        that caused them); anything unexpected opens an error dialog. The app keeps running."""
-        if isinstance(exc, InvalidInput) and exc.field:
-            show_field_error = getattr(source, "show_field_error", None)
-            if show_field_error is not None and show_field_error(exc.field, exc.message):
-                return
-        if isinstance(exc, BakongConsoleError):
-            self.notify(exc.message, title=f"Could not {action}", severity="error", timeout=8)
-            return
-        log.error("console: %s failed", action, exc_info=exc)
-        self.push_screen(ErrorDialog(f"Could not {action}", f"{type(exc).__name__}: {exc}"))
+        """The one error handler (``dialogs.error.report_error``): a field's complaint by the
+        field, other engine errors as a toast, anything unexpected in an error dialog."""
+        report_error(self, exc, action=action, source=source, log=log)
 
     # --- navigation -------------------------------------------------------------------------------
+
+    async def action_show_mode(self, mode: str) -> None:
+        """Show one of the console's screens (b, n, w, s, a) itself: switch to its mode and close
+        what was opened over it (a payment's detail), so b always shows the board."""
+        if mode != self.current_mode:
+            await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
 
     def open_payment(self, payment_id: str) -> None:
         """Push the detail screen of one payment over the current screen."""

@@ -57,7 +57,8 @@ class BoardRow:
     paid_at: datetime | None = None
     check_count: int = 0
     last_check_result: str | None = None
-    #: Still being checked with Bakong (pending, or timed out under the late watch).
+    #: Re-read by the board's watch: still being checked with Bakong (pending, or timed out under
+    #: the late watch), or changed by an event since it was last read.
     watched: bool = False
 
     @property
@@ -101,7 +102,8 @@ class BoardRow:
                 bakong_hash=data.get("bakong_hash"),
                 bill_number=data.get("bill_number"),
                 paid_at=_parse_time(data.get("paid_at")),
-                watched=status is PaymentStatus.PENDING,
+                # Read from an event, not the engine: the watch re-reads it (check count) once.
+                watched=True,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -121,7 +123,10 @@ class BoardRow:
             paid_at=_parse_time(data.get("paid_at")) or self.paid_at,
             reference=data.get("reference", self.reference),
             last_check_result="found" if found and status is not self.status else self.last_check_result,
-            watched=self.watched if status is self.status else status in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT),
+            # A new status is re-read once from the engine (the board's watch) even when checks
+            # are over: the event does not carry the check that found it, and nothing else would
+            # bring the check count up to date.
+            watched=self.watched or status is not self.status,
         )
 
 

@@ -13,10 +13,9 @@ from typing import Any
 
 from textual.app import App
 
-from bakong_console.tui.dialogs.error import ErrorDialog
+from bakong_console.tui.dialogs.error import report_error
 from bakong_console.tui.screens.setup import SetupScreen
 from engine.bakong.models import Diagnosis
-from engine.errors import BakongConsoleError, InvalidInput
 from engine.services.setup import SetupResult, SetupSession
 
 __all__ = ["SetupApp", "SetupOutcome", "run_setup_app"]
@@ -44,17 +43,9 @@ class SetupApp(App[SetupOutcome | None]):
         self.push_screen(SetupScreen(self.session, self.answers, reason=self.reason))
 
     def show_error(self, exc: BaseException, *, action: str = "do that", source: object | None = None) -> None:
-        """The one error handler: a complaint about an answer goes under it, other engine errors
-        become a toast, anything unexpected an error dialog; the form stays."""
-        if isinstance(exc, InvalidInput) and exc.field:
-            show_field_error = getattr(source, "show_field_error", None)
-            if show_field_error is not None and show_field_error(exc.field, exc.message):
-                return
-        if isinstance(exc, BakongConsoleError):
-            self.notify(exc.message, title=f"Could not {action}", severity="error", timeout=8)
-            return
-        log.error("setup: %s failed", action, exc_info=exc)
-        self.push_screen(ErrorDialog(f"Could not {action}", f"{type(exc).__name__}: {exc}"))
+        """The one error handler (``dialogs.error.report_error``), shared with the console: a
+        complaint about an answer goes under it; the form stays."""
+        report_error(self, exc, action=action, source=source, log=log)
 
 
 def run_setup_app(session: SetupSession, answers: dict[str, str], *, reason: str | None = None, **run: Any) -> SetupOutcome | None:

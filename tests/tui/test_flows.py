@@ -215,23 +215,6 @@ async def test_detail_and_qr_dialog(engine: Engine, clock: ManualClock) -> None:
         assert isinstance(app.screen, BoardScreen)
 
 
-async def test_narrow_terminal_cashier_fits(engine: Engine) -> None:
-    app = console_app(engine)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("n", *"25000", "enter")
-        cashier = app.screen
-        assert isinstance(cashier, CashierScreen)
-        await wait_until(pilot, lambda: cashier.payment is not None, what="the payment")
-        await quiet(pilot)
-        code = cashier.query_one(KHQRCode)
-        # The whole code (quiet zone trimmed to two modules at most) is on screen, beside the amount.
-        assert code.region.height >= code.code_height - 2
-        assert code.region.bottom <= 24 and code.region.right <= 80
-        side = cashier.query_one("#cashier-side")
-        assert side.region.x >= code.region.right and side.region.right <= 80
-        assert cashier.query_one("#cashier-countdown").region.bottom <= 24
-
-
 async def test_unknown_binding_id_is_refused(engine: Engine) -> None:
     from dataclasses import replace
 

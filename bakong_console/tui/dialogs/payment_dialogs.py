@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from bakong_console.tui.formatting import amount_text, status_badge
-from bakong_console.tui.widgets.khqr_code import KHQRCode
+from bakong_console.tui.widgets.khqr_code import KHQRCode, keep_toasts_off
 from engine.khqr import caption_for
 from engine.records import Payment
 
@@ -132,8 +132,8 @@ class ResolveDialog(ModalScreen[Resolution | None]):
 
 
 class PaymentQRDialog(ModalScreen[None]):
-    """The payment's KHQR, large, for the customer to scan again; the line under it says where
-    its card image was saved (``card_saved``)."""
+    """The payment's KHQR, large, for the customer to scan again (toasts beside it, never over
+    it); the line under it says where its card image was saved (``card_saved``)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,v", "dismiss", "Close", id="dialog.close")]
 
@@ -144,11 +144,24 @@ class PaymentQRDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box -qr"):
             with Center():
-                yield KHQRCode(self.payment.khqr, caption=caption_for(self.payment.khqr))
+                yield KHQRCode(
+                    self.payment.khqr,
+                    caption=caption_for(self.payment.khqr),
+                    too_small="Enlarge the terminal, or use the card image saved below.",
+                )
             with Horizontal(classes="dialog-row"):
                 yield Static(status_badge(self.payment.status.value), classes="dialog-badge")
                 yield Static(_summary(self.payment), classes="dialog-body", markup=False)
             yield Static("", id="qr-card-path", classes="dialog-hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def _keep_toasts_off_the_qr(self) -> None:
+        keep_toasts_off(self.query_one(KHQRCode))
 
     def card_saved(self, path: object) -> None:
         """Show where the payment's card image was written."""

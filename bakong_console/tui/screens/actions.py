@@ -105,7 +105,9 @@ class PaymentActions(Screen[Any]):
         path = await asyncio.to_thread(save_payment_card, payment, cards_directory(self.app.engine.settings))
         if dialog.is_attached:
             dialog.card_saved(path)
-        self.notify(f"{_name(payment)}: card saved to {path}", title="KHQR card")
+        else:
+            # The dialog says it under the QR; a toast only once the QR is closed.
+            self.notify(f"{_name(payment)}: card saved to {path}", title="KHQR card")
 
     @engine_work(group="payment-action", what="check the payment now")
     async def _check_now(self, payment_id: str) -> None:

@@ -229,6 +229,7 @@ class BoardScreen(PaymentActions):
     def apply_changes(self, changes: dict[str, Event]) -> None:
         """Apply the newest event of each changed payment to its row (the bridge's signal)."""
         refresh_totals = False
+        count = self.table.row_count
         for payment_id, event in changes.items():
             if self.loading_pages and self.table.get(payment_id) is None:
                 self._early_events[payment_id] = event
@@ -238,6 +239,8 @@ class BoardScreen(PaymentActions):
         self.table.applied(list(changes))
         if refresh_totals:
             self.refresh_totals()
+        if not self.loading_pages and self.table.row_count != count:
+            self._show_filter(self.table.row_count)
         self._refresh_bindings_if_changed()
 
     def _apply(self, payment_id: str, event: Event) -> None:

@@ -3,7 +3,8 @@
 Two faces in one screen. The form: amount (KHR in whole riel, USD in cents), a KHR/USD toggle,
 an optional reference and note. The QR: a large scannable KHQR with the amount and merchant name,
 a countdown to expiry and the payment's live status; PAID turns the panel green and rings the
-terminal bell; ``n`` starts the next customer. Laid out to fit an 80×24 terminal.
+terminal bell; ``n`` starts the next customer. Toasts keep beside the QR, never over it. On a
+terminal too short for the whole code (80×24) the QR's place says so, and v saves the card.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from bakong_console.tui.context import ConsoleContext
 from bakong_console.tui.formatting import amount_number, countdown, status_badge
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
+from bakong_console.tui.widgets.form import Form
 from bakong_console.tui.widgets.header import EngineHeader
-from bakong_console.tui.widgets.khqr_code import KHQRCode
+from bakong_console.tui.widgets.khqr_code import KHQRCode, keep_toasts_off
 from bakong_console.tui.work import engine_work
 from engine.errors import InvalidInput
 from engine.money import parse_amount
@@ -56,7 +58,7 @@ class CashierScreen(PaymentActions):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+t", "toggle_currency", "KHR/USD", priority=True, id="cashier.toggle_currency"),
         Binding("n", "next_customer", "Next customer", id="cashier.next_customer"),
-        Binding("escape", "next_customer", "New payment", show=False, id="cashier.back"),
+        Binding("escape", "back", "Back", show=False, id="cashier.back"),
         *PaymentActions.PAYMENT_BINDINGS,
     ]
 
@@ -73,7 +75,7 @@ class CashierScreen(PaymentActions):
     def compose(self) -> ComposeResult:
         yield EngineHeader()
         with ContentSwitcher(initial="cashier-form", id="cashier-switcher"):
-            with Vertical(id="cashier-form"):
+            with Form(id="cashier-form"):
                 yield Label("New payment", classes="cashier-title")
                 with Horizontal(classes="form-row"):
                     yield Label("Amount", classes="form-label")
@@ -89,11 +91,11 @@ class CashierScreen(PaymentActions):
                     yield Input(placeholder="optional", id="cashier-note", max_length=500, compact=True)
                 yield Static("", id="cashier-note-error", classes="field-error")
                 yield Static(
-                    "Enter shows the KHQR · ctrl+t switches KHR/USD · KHR in whole riel, USD in cents",
+                    "Enter shows the KHQR · ctrl+t switches KHR/USD · Esc leaves the form · KHR in whole riel, USD in cents",
                     classes="form-hint",
                 )
             with Horizontal(id="cashier-qr"):
-                yield KHQRCode(id="cashier-code")
+                yield KHQRCode(id="cashier-code", too_small="Enlarge the terminal, or press v for the card.")
                 with Vertical(id="cashier-side"):
                     yield Digits("", id="cashier-amount-digits")
                     yield Static(id="cashier-currency-line")
@@ -182,8 +184,9 @@ class CashierScreen(PaymentActions):
     # --- QR ---------------------------------------------------------------------------------------
 
     def show_payment(self, payment: Payment) -> None:
-        """Switch to the QR face for ``payment``."""
+        """Switch to the QR face for ``payment``; the next form submitted is the next customer's."""
         self.payment = payment
+        self._idempotency_key = self._new_key()
         self._paid_rung = payment.status is not PaymentStatus.PENDING
         merchant = self.app.engine.settings.merchant.name
         self.query_one(KHQRCode).qr = payment.khqr
@@ -197,6 +200,7 @@ class CashierScreen(PaymentActions):
         self.set_focus(None)
         self._show_status()
         self.refresh_bindings()
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
 
     def _show_status(self) -> None:
         payment = self.payment
@@ -254,12 +258,19 @@ class CashierScreen(PaymentActions):
             if self.app.bell_on_paid:
                 self.app.bell()
 
+    def action_back(self) -> None:
+        """Escape: from the QR, the next customer; in the form, leave it (letters are shortcuts
+        again, Tab goes back in)."""
+        if self.payment is not None:
+            self.action_next_customer()
+        else:
+            self.set_focus(None)
+
     def action_next_customer(self) -> None:
         """Clear the form for the next customer (the last payment stays on the board)."""
         if self.payment is None and self.query_one(ContentSwitcher).current == "cashier-form":
             return
         self.payment = None
-        self._idempotency_key = self._new_key()
         for name in ("amount", "reference", "note"):
             self.query_one(f"#cashier-{name}", Input).value = ""
         self._clear_errors()
@@ -268,6 +279,16 @@ class CashierScreen(PaymentActions):
         self.remove_class("-showing-qr")
         self.query_one("#cashier-amount", Input).focus()
         self.refresh_bindings()
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def on_screen_resume(self) -> None:
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def _keep_toasts_off_the_qr(self) -> None:
+        keep_toasts_off(self.query_one(KHQRCode))
 
     # --- PaymentActions ---------------------------------------------------------------------------
 
