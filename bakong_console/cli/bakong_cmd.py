@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bakong_console.cli.context import with_engine
-from bakong_console.cli.render import echo_json, local_time
+from bakong_console.cli.render import echo_json
+from bakong_console.times import local_time
 
 if TYPE_CHECKING:
     from engine.bakong.budget import BudgetUsage
@@ -28,7 +29,7 @@ def check(ctx: typer.Context, md5: Annotated[str, typer.Argument(help="The KHQR'
         raise typer.Exit(0 if outcome.status.value in ("not_found", "static_qr", "failed") else 1)
     typer.echo(f"{outcome.key} paid {tx.amount} {tx.currency} to {tx.to_account_id} from {tx.from_account_id}")
     typer.echo(f"hash: {tx.hash}")
-    typer.echo(f"at:   {local_time(tx.acknowledged_at or tx.created_at)} (Asia/Phnom_Penh)")
+    typer.echo(f"at:   {local_time(tx.acknowledged_at or tx.created_at)}")
     raise typer.Exit(0)
 
 
@@ -76,7 +77,7 @@ def token(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
         typer.echo(f"token        {info.fingerprint}  expires {expiry} {state}".rstrip())
     typer.echo(f"requests     {usage.used} used, {usage.remaining} of {usage.budget} left today")
     if usage.exhausted_until:
-        typer.echo(f"quota        spent until {local_time(usage.exhausted_until)} (Asia/Phnom_Penh)")
+        typer.echo(f"quota        spent until {local_time(usage.exhausted_until)}")
 
 
 @app.command("renew-token")
@@ -86,7 +87,7 @@ def renew_token(
     """Ask Bakong for a new token by the registered e-mail; it is stored encrypted."""
     info = with_engine(ctx, lambda engine: engine.client.renew_token(email))
     expiry = local_time(info.expires_at) if info.expires_at else "unknown"
-    typer.echo(f"renewed: token {info.fingerprint}, expires {expiry} (Asia/Phnom_Penh)")
+    typer.echo(f"renewed: token {info.fingerprint}, expires {expiry}")
 
 
 @app.command("set-token")

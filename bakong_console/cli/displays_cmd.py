@@ -10,7 +10,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bakong_console.cli.context import JsonOpt, cli_actor, state
-from bakong_console.cli.render import echo_json, iso_utc, local_time
+from bakong_console.cli.render import echo_json, iso_utc
+from bakong_console.times import local_time
 from engine.clock import SystemClock
 from engine.db.bootstrap import open_storage
 from engine.db.displays import Display

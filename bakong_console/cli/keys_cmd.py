@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 import typer
 
 from bakong_console.cli.context import cli_actor, state
+from bakong_console.times import local_time
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.crypto import generate_key_spec, key_file_in_use, load_data_cipher, write_key_file
@@ -73,10 +73,6 @@ def _with_api_keys(ctx: typer.Context, action: Callable[[ApiKeyService], Awaitab
     return _with_storage(state(ctx).settings(), lambda storage, clock: action(ApiKeyService(storage, clock=clock)))
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
-
-
 @app.command("create")
 def create_api_key(
     ctx: typer.Context,
@@ -106,8 +102,8 @@ def list_api_keys(
         return
     rows = [("ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "STATUS")]
     for k in keys:
-        status = "active" if k.active else f"revoked {_when(k.revoked_at)}"
-        rows.append((k.id, k.name, f"bk_{k.prefix}_", ",".join(k.scopes), _when(k.created_at), _when(k.last_used_at), status))
+        status = "active" if k.active else f"revoked {local_time(k.revoked_at)}"
+        rows.append((k.id, k.name, f"bk_{k.prefix}_", ",".join(k.scopes), local_time(k.created_at), local_time(k.last_used_at), status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bakong_console.cli.context import cli_actor, with_engine
-from bakong_console.cli.render import echo_json, iso_utc, local_time
+from bakong_console.cli.render import echo_json, iso_utc
+from bakong_console.times import local_time
 from engine.clock import PHNOM_PENH
 from engine.errors import InvalidInput
 from engine.records import DayReconciliation, Payment

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from engine.clock import PHNOM_PENH
+from bakong_console.times import local_time
 from engine.records import Payment, PaymentStatus, ReconcileStatus, StatusChange
 
 __all__ = [
@@ -20,17 +20,12 @@ __all__ = [
     "history_block",
     "history_json",
     "iso_utc",
-    "local_time",
     "payment_json",
     "payment_line",
     "payment_summary",
 ]
 
 Row = TypeVar("Row")
-
-
-def local_time(dt: datetime | None) -> str:
-    return dt.astimezone(PHNOM_PENH).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
 
 
 def iso_utc(dt: datetime | None) -> str | None:
@@ -103,7 +98,7 @@ def payment_summary(p: Payment) -> str:
         f"status    {p.status.value}",
         f"amount    {p.display_amount}",
         f"md5       {p.md5}",
-        f"expires   {local_time(p.expires_at)} (Asia/Phnom_Penh)",
+        f"expires   {local_time(p.expires_at)}",
     ]
     if p.reference:
         lines.append(f"reference {p.reference}")

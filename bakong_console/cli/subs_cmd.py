@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bakong_console.cli.context import CursorOpt, JsonLinesOpt, JsonOpt, LimitOpt, cli_actor, day_or_time, with_engine
-from bakong_console.cli.render import echo_json, echo_page, history_block, history_json, iso_utc, local_time
+from bakong_console.cli.render import echo_json, echo_page, history_block, history_json, iso_utc
+from bakong_console.times import local_time
 from engine.errors import InvalidInput
 from engine.money import format_amount, to_major
 from engine.records import InvoicePayment, PlanChange, ProrationQuote, StatusChange, SubscriptionView
@@ -83,7 +84,7 @@ def view_text(view: SubscriptionView) -> list[str]:
         f"plan         {view.plan.code} ({view.plan.name}), {format_amount(s.price_minor, s.currency)} / {s.cycle_days} days",
     ]
     if s.current_period_start and s.current_period_end:
-        lines.append(f"period       {local_time(s.current_period_start)} -> {local_time(s.current_period_end)} (Asia/Phnom_Penh)")
+        lines.append(f"period       {local_time(s.current_period_start)} -> {local_time(s.current_period_end)}")
     if s.trial_end and s.status.value == "TRIALING":
         lines.append(f"trial ends   {local_time(s.trial_end)}")
     if s.incomplete_until and s.status.value == "INCOMPLETE":

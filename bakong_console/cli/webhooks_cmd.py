@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bakong_console.cli.context import CursorOpt, LimitOpt, cli_actor, day_or_time, with_engine
-from bakong_console.cli.render import echo_page, iso_utc, local_time
+from bakong_console.cli.render import echo_page, iso_utc
+from bakong_console.times import local_time
 from engine.errors import InvalidInput, WebhookError
 from engine.records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -157,7 +158,7 @@ def rotate_secret(ctx: typer.Context, endpoint_id: EndpointId) -> None:
     endpoint, secret = with_engine(ctx, lambda engine: engine.webhooks.rotate_secret(endpoint_id, actor=cli_actor()))
     typer.echo(f"secret    {secret}")
     if endpoint.previous_secret_expires_at:
-        typer.echo(f"The previous secret stays valid until {local_time(endpoint.previous_secret_expires_at)} (Asia/Phnom_Penh).", err=True)
+        typer.echo(f"The previous secret stays valid until {local_time(endpoint.previous_secret_expires_at)}.", err=True)
 
 
 @app.command("deliveries")
@@ -210,7 +211,7 @@ def recover(
     when = parse_since(since)
 
     count = with_engine(ctx, lambda engine: engine.webhooks.recover(endpoint_id, when, actor=cli_actor()))
-    typer.echo(f"{count} deliveries queued for {endpoint_id} (events since {local_time(when)} Asia/Phnom_Penh)")
+    typer.echo(f"{count} deliveries queued for {endpoint_id} (events since {local_time(when)})")
 
 
 @app.command("test")

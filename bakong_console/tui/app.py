@@ -27,9 +27,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.signal import Signal
 
+from bakong_console.times import clock_time
 from bakong_console.tui.bridge import EngineBridge
 from bakong_console.tui.dialogs.error import report_error
-from bakong_console.tui.formatting import clock_time
 from bakong_console.tui.keys import binding_ids, checked_keymap
 from bakong_console.tui.messages import AlertRaised, AuditChanged, PaymentsChanged, SubscriptionsChanged, WebhooksChanged
 from bakong_console.tui.screens.audit import AuditScreen

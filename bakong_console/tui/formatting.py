@@ -1,4 +1,5 @@
-"""How the console writes payment facts for people: status badges, amounts, ages and countdowns.
+"""How the console writes payment facts for people: status badges, amounts, ages and countdowns
+(times of day: ``bakong_console.times``, shared with the CLI).
 
 Everything here is pure (no Textual, no I/O) so widgets can call it while rendering a line.
 """
@@ -10,7 +11,6 @@ from datetime import datetime
 from rich.style import Style
 from rich.text import Text
 
-from engine.clock import PHNOM_PENH
 from engine.money import format_amount, to_major
 from engine.records import PaymentStatus
 
@@ -18,10 +18,8 @@ __all__ = [
     "STATUS_STYLES",
     "amount_number",
     "amount_text",
-    "clock_time",
     "countdown",
     "endpoint_answer",
-    "local_time",
     "short_age",
     "status_badge",
     "took",
@@ -81,18 +79,6 @@ def countdown(until: datetime, now: datetime) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
-
-
-def local_time(dt: datetime | None) -> str:
-    """An instant in Phnom Penh time, to the second: '2026-01-15 10:00:05'."""
-    if dt is None:
-        return "—"
-    return dt.astimezone(PHNOM_PENH).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def clock_time(dt: datetime) -> str:
-    """Phnom Penh wall-clock time: '10:00:05'."""
-    return dt.astimezone(PHNOM_PENH).strftime("%H:%M:%S")
 
 
 def endpoint_answer(status_code: int | None, error: str | None, *, nothing: str = "no answer") -> str:

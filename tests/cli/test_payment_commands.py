@@ -152,3 +152,17 @@ def test_pay_wait_exits_zero_only_when_paid(config: Path) -> None:
     unpaid = _run(config, "pay", "--amount", "8.00", "--currency", "USD", "--wait", "--wait-seconds", "1")
     out, err = unpaid.communicate(timeout=60)
     assert unpaid.returncode == 1 and "not PAID" in err
+
+
+def test_times_are_labelled_phnom_penh_time(config: Path) -> None:
+    import re
+
+    code, out, _ = cli(config, "pay", "--amount", "4000", "--currency", "KHR", "--reference", "table-5", "--json")
+    assert code == 0
+    payment = json.loads(out)
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+07"
+    code, out, _ = cli(config, "payments", "show", payment["id"])
+    assert code == 0 and re.search(rf"^expires   {stamp}$", out, re.M), out
+    assert re.search(rf"^  {stamp}  ", out, re.M), out  # the status history
+    code, out, _ = cli(config, "payments", "list")
+    assert code == 0 and re.search(rf"\t{stamp}\t", out), out

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from bakong_console.tui.formatting import local_time
+from bakong_console.times import local_time
 from bakong_console.tui.screens.filter_line import FilterLineScreen
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader

@@ -15,8 +15,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Label, Static
 
+from bakong_console.times import local_time
 from bakong_console.tui.context import ConsoleContext
-from bakong_console.tui.formatting import amount_text, endpoint_answer, local_time, status_badge, took
+from bakong_console.tui.formatting import amount_text, endpoint_answer, status_badge, took
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader

@@ -16,8 +16,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from bakong_console.times import local_time
 from bakong_console.tui.context import ConsoleContext
-from bakong_console.tui.formatting import local_time
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.work import engine_work
@@ -98,7 +98,7 @@ class DisplaysScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.clear()
         for d in displays:
-            table.add_row(d.id, d.status(now), local_time(d.paired_at), local_time(d.last_seen_at), key=d.id)
+            table.add_row(d.id, d.status(now), local_time(d.paired_at, missing="—"), local_time(d.last_seen_at, missing="—"), key=d.id)
 
     def action_pair(self) -> None:
         self.start_pairing()

@@ -17,7 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Static
 
-from bakong_console.tui.formatting import amount_text, local_time
+from bakong_console.times import local_time
+from bakong_console.tui.formatting import amount_text
 from bakong_console.tui.screens.filter_line import FilterLineScreen
 from bakong_console.tui.time_input import parse_span
 from bakong_console.tui.widgets.alerts import AlertBar

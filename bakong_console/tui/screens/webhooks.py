@@ -19,8 +19,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
+from bakong_console.times import local_time
 from bakong_console.tui.context import ConsoleContext
-from bakong_console.tui.formatting import endpoint_answer, local_time, took
+from bakong_console.tui.formatting import endpoint_answer, took
 from bakong_console.tui.time_input import parse_instant, parse_span
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from bakong_console.tui.formatting import clock_time
+from bakong_console.times import clock_time
 from bakong_console.tui.state import Alert
 
 __all__ = ["AlertBar"]
