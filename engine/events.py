@@ -51,6 +51,7 @@ ALERT_BACKUP_FAILED = "alert.backup_failed"
 ALERT_OPENING_HOURS_MISMATCH = "alert.opening_hours_mismatch"
 #: One per reconciliation pass that flagged payments: how many, of which kinds.
 ALERT_RECONCILIATION_FAILED = "alert.reconciliation_failed"
+ALERT_PAID_AFTER_CANCEL = "alert.payment_paid_after_cancel"
 
 DISPLAY_PAIRED = "display.paired"
 DISPLAY_REVOKED = "display.revoked"

@@ -156,7 +156,12 @@ class BakongConsoleApp(App[int]):
             if status in _REVIEW or event.payload.get("previous_status") in _REVIEW:
                 review = True
             if event.type in (ev.PAYMENT_NEEDS_REVIEW, ev.PAYMENT_PAID_LATE):
-                what = "was paid after it expired" if event.type == ev.PAYMENT_PAID_LATE else "was paid with a different amount or account"
+                if event.type == ev.PAYMENT_PAID_LATE:
+                    what = "was paid after it expired"
+                elif event.payload.get("previous_status") == "CANCELLED":
+                    what = "was paid after it was cancelled"
+                else:
+                    what = "was paid with a different amount or account"
                 ref = event.payload.get("reference") or event.subject_id
                 self.notify(f"Payment {ref} {what}: decide it on the board (r).", title="Needs review", severity="warning", timeout=10)
         if review:
@@ -178,6 +183,7 @@ class BakongConsoleApp(App[int]):
             ev.ALERT_BACKUP_FAILED: ("backup", "error", "Backup failed"),
             ev.ALERT_OPENING_HOURS_MISMATCH: ("hours", "warning", "Opening hours look wrong"),
             ev.ALERT_RECONCILIATION_FAILED: ("reconciliation", "warning", "Reconciliation flagged payments"),
+            ev.ALERT_PAID_AFTER_CANCEL: (f"paid-after-cancel:{event.subject_id}", "error", "Cancelled KHQR paid"),
         }.get(event.type, (event.type, "warning", "Alert"))
         if event.type == ev.ALERT_QUOTA_EXHAUSTED and event.payload.get("until"):
             text = f"Bakong quota spent until {clock_time(parse_instant(str(event.payload['until'])))}"

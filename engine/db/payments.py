@@ -423,12 +423,12 @@ async def expired_pending(tx: Tx, now: datetime, limit: int) -> list[Payment]:
 
 
 async def late_watch_finished(tx: Tx, now: datetime, limit: int) -> list[str]:
-    """Timed-out payments whose late watch has ended but are still scheduled."""
+    """Timed-out or cancelled payments whose watch has ended but are still scheduled."""
     rows = (
         await tx.session.scalars(
             select(PaymentRow.id)
             .where(
-                PaymentRow.status == PaymentStatus.TIMEOUT.value,
+                PaymentRow.status.in_([PaymentStatus.TIMEOUT.value, PaymentStatus.CANCELLED.value]),
                 PaymentRow.next_check_at.is_not(None),
                 or_(PaymentRow.late_watch_until.is_(None), PaymentRow.late_watch_until <= now),
             )

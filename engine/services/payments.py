@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
@@ -27,7 +27,7 @@ from engine.config import Settings
 from engine.db import journal
 from engine.db import payments as repo
 from engine.db.payments import PaymentFilter
-from engine.db.storage import Storage
+from engine.db.storage import Storage, Tx
 from engine.errors import BakongError, Conflict, IdempotencyConflict, InvalidInput, InvalidTransition, NotFound
 from engine.merchant import merchant_khqr_info
 from engine.money import check_currency, parse_amount, to_minor
@@ -348,7 +348,7 @@ class PaymentService:
     async def check_now(self, payment_id: str, *, actor: Actor) -> tuple[Payment, CheckOutcome]:
         """One immediate Bakong check of one payment, applied; Bakong refusals raise."""
         payment = await self.get(payment_id)
-        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT):
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT) and not self._still_payable(payment):
             raise InvalidTransition(f"payment {payment_id} is {payment.status.value}: there is nothing to check")
         outcome = (await self.client.check_payments([payment.md5]))[payment.md5]
         updated = await self._apply(payment, outcome, actor=actor)
@@ -362,13 +362,23 @@ class PaymentService:
             raise InvalidInput("give at least one MD5", field="md5s")
         async with self.storage.read() as tx:
             known = await repo.get_many_by_md5(tx, keys)
-        watched = [p for p in known.values() if p.status in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT) and p.next_check_at]
+        watched = [
+            p for p in known.values() if p.next_check_at and (p.status in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT) or self._still_payable(p))
+        ]
         for start in range(0, len(watched), BULK_LIMIT):
             chunk = watched[start : start + BULK_LIMIT]
             outcomes = await self.client.check_payments([p.md5 for p in chunk])
             for p in chunk:
                 known[p.md5] = await self._apply(p, outcomes[p.md5], actor=actor)
         return {key: known.get(key) for key in keys}
+
+    def _still_payable(self, payment: Payment) -> bool:
+        """A cancelled payment whose KHQR can still be (or lately was) paid: it is still watched."""
+        return (
+            payment.status is PaymentStatus.CANCELLED
+            and payment.late_watch_until is not None
+            and self.clock.now() < payment.late_watch_until
+        )
 
     async def _apply(self, payment: Payment, outcome: CheckOutcome, *, actor: Actor) -> Payment:
         async with self.storage.transaction() as tx:
@@ -414,18 +424,32 @@ class PaymentService:
         reason = (reason or "").strip() or "cancelled"
         async with self.storage.transaction() as tx:
             current = await repo.get(tx, payment_id)
-            done = await repo.transition(
-                tx,
-                payment_id,
-                expected=[PaymentStatus.PENDING],
-                to=PaymentStatus.CANCELLED,
-                actor=actor,
-                reason=reason,
-                changes={"next_check_at": None, "check_requested_at": None},
-            )
+            done = await self.cancel_in(tx, current, actor=actor, reason=reason)
             if done is None:
                 raise InvalidTransition(f"payment {payment_id} is {current.status.value}: only a PENDING payment can be cancelled")
             return done
+
+    async def cancel_in(self, tx: Tx, current: Payment, *, actor: Actor, reason: str) -> Payment | None:
+        """Cancel a PENDING payment in the caller's transaction (None if it is not PENDING).
+
+        Its KHQR can still be scanned and paid until it expires, so it stays watched until the
+        expiry plus the late watch (``CheckSchedule``): a transfer found on it goes to NEEDS_REVIEW
+        with an alert."""
+        watch_until = current.expires_at + timedelta(minutes=self.settings.payments.late_watch_minutes)
+        watched = replace(current, status=PaymentStatus.CANCELLED, late_watch_until=watch_until)
+        return await repo.transition(
+            tx,
+            current.id,
+            expected=[PaymentStatus.PENDING],
+            to=PaymentStatus.CANCELLED,
+            actor=actor,
+            reason=reason,
+            changes={
+                "next_check_at": self.schedule.next_check_at(watched, tx.now, self.allowance()),
+                "check_requested_at": None,
+                "late_watch_until": watch_until,
+            },
+        )
 
     async def mark_paid(self, payment_id: str, *, actor: Actor, reason: str, bakong_hash: str | None = None) -> Payment:
         """An operator's decision that money arrived (e.g. seen in the bank app); audited with the reason."""

@@ -1,7 +1,8 @@
 """When to ask Bakong about a payment next: the adaptive check schedule and the day's allowance.
 
 With budget to spare a payment is checked densely in its first minutes (most payers pay then),
-sparsely until it expires, and slowly during the late watch after its timeout, every interval
+sparsely until it expires, and slowly during the late watch after its timeout (and while a
+cancelled KHQR can still be paid), every interval
 jittered so thousands of payments do not fall due in one tick. When the day's remaining budget
 cannot pay for that, ``Allowance`` says how many requests each payment can afford, and the
 schedule places that many checks where they buy the most: in the window in which payers usually
@@ -151,6 +152,8 @@ class CheckSchedule:
             if not ample:
                 return None  # the check at timeout was the late watch's one affordable look
             return min(now + self._jitter(self.s.late_interval_seconds), payment.late_watch_until)
+        if payment.status is PaymentStatus.CANCELLED:
+            return self._cancelled_next(payment, now, ample)
         if payment.status is not PaymentStatus.PENDING:
             return None
         if ample:
@@ -158,6 +161,17 @@ class CheckSchedule:
             interval = self.s.dense_interval_seconds if age < self.s.dense_window_seconds else self.s.sparse_interval_seconds
             return now + self._jitter(interval)
         return self._scarce_next(payment.created_at, payment.expires_at, now, allowance)
+
+    def _cancelled_next(self, payment: Payment, now: datetime, ample: bool) -> datetime | None:
+        """A cancelled KHQR can still be scanned and paid until it expires: it is watched at the
+        late watch's pace until ``late_watch_until`` (set at the cancel); when the budget is
+        scarce, one look at the expiry (whatever was paid on it by then)."""
+        until = payment.late_watch_until
+        if until is None or now >= until:
+            return None
+        if not ample:
+            return payment.expires_at if now < payment.expires_at else None
+        return min(now + self._jitter(self.s.late_interval_seconds), until)
 
     # --- the scarce schedule ------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Only a transfer whose amount, currency and receiving account all match what was 
 payment: ``PAID`` when the transfer was made before the KHQR expired (by Bakong's own time for it,
 even if the payment was timed out meanwhile: then the completion says ``corrected``), ``PAID_LATE``
 when it was made after; anything else goes to ``NEEDS_REVIEW`` for a
-person. A Bakong hash already recorded on another payment is never accepted twice. A static QR
+person. A cancelled KHQR found paid goes to ``NEEDS_REVIEW`` with an alert (its QR could still be
+scanned). A Bakong hash already recorded on another payment is never accepted twice. A static QR
 is ``UNTRACKABLE``. A JSON "not found" only reschedules; every other refusal leaves the payment as
 it was. Each of these is written in the caller's transaction.
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine import events as ev
 from engine.bakong.models import CheckOutcome, CheckStatus, Transaction
 from engine.db import payments as repo
+from engine.db.journal import append_event
 from engine.db.storage import Tx
 from engine.errors import Conflict
 from engine.records import Actor, Payment, PaymentStatus
@@ -114,6 +117,8 @@ def paid_in_time(payment: Payment, transaction: Transaction) -> bool:
 
 
 async def _settle(tx: Tx, payment: Payment, transaction: Transaction, *, actor: Actor) -> Payment | None:
+    if payment.status is PaymentStatus.CANCELLED:
+        return await _paid_after_cancel(tx, payment, transaction, actor=actor)
     if payment.status not in (PaymentStatus.PENDING, PaymentStatus.TIMEOUT):
         return None
     in_time = paid_in_time(payment, transaction)
@@ -171,3 +176,43 @@ def _found_reason(target: PaymentStatus, corrected: bool) -> str:
     if corrected:
         return "found on Bakong, paid before the KHQR expired: the timeout is corrected"
     return "found on Bakong"
+
+
+async def _paid_after_cancel(tx: Tx, payment: Payment, transaction: Transaction, *, actor: Actor) -> Payment | None:
+    """A cancelled KHQR was paid anyway (it stays scannable until it expires): the money arrived
+    for something nobody is selling any more. A person decides (accept, or refund outside), so it
+    goes to NEEDS_REVIEW with an alert; its Bakong transaction is claimed only if accepted."""
+    problems = ["paid after it was cancelled", *mismatches(payment, transaction)]
+    other = await repo.find_by_hash(tx, transaction.hash.lower())
+    if other is not None and other.id != payment.id:
+        problems.append(f"Bakong transaction {transaction.short_hash} already settled payment {other.id}")
+    reviewed = await repo.transition(
+        tx,
+        payment.id,
+        expected=[PaymentStatus.CANCELLED],
+        to=PaymentStatus.NEEDS_REVIEW,
+        actor=actor,
+        reason="; ".join(problems),
+        changes={**_paid_changes(transaction, tx.now), "late_watch_until": None},
+        payer_account=transaction.from_account_id,
+        event_extra={"problems": problems, "found_amount": str(transaction.amount), "found_currency": transaction.currency},
+    )
+    if reviewed is not None:
+        await append_event(
+            tx,
+            ev.ALERT_PAID_AFTER_CANCEL,
+            "payment",
+            payment.id,
+            {
+                # the payment as its other events carry it: a face that follows payments sees the
+                # new state whichever of the two events it reads
+                **repo.payment_event_data(reviewed),
+                "previous_status": PaymentStatus.CANCELLED.value,
+                "message": f"payment {payment.id} was cancelled but its KHQR was paid "
+                f"({transaction.amount} {transaction.currency}, Bakong {transaction.short_hash}): decide it (accept or refund)",
+                "found_hash": transaction.hash.lower(),
+                "found_amount": str(transaction.amount),
+                "found_currency": transaction.currency,
+            },
+        )
+    return reviewed

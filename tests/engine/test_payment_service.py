@@ -7,6 +7,7 @@ import base64
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -123,7 +124,9 @@ async def test_check_now_and_bulk_check_apply_answers(engine: Engine) -> None:
 async def test_cancel_only_pending(engine: Engine) -> None:
     p = (await engine.payments.initiate("1.00", "USD", actor=CASHIER)).payment
     cancelled = await engine.payments.cancel(p.id, actor=OPERATOR, reason="customer left")
-    assert cancelled.status is PaymentStatus.CANCELLED and cancelled.next_check_at is None
+    assert cancelled.status is PaymentStatus.CANCELLED
+    # its KHQR can still be paid until it expires: watched until then and the late watch after
+    assert cancelled.next_check_at is not None and cancelled.late_watch_until == p.expires_at + timedelta(minutes=60)
     with pytest.raises(InvalidTransition, match="only a PENDING"):
         await engine.payments.cancel(p.id, actor=OPERATOR)
     with pytest.raises(NotFound):

@@ -180,6 +180,28 @@ async def test_preview_creates_nothing_and_upgrade_applies_only_when_paid(
     assert types.count(ev.SUBSCRIPTION_UPGRADE_PENDING) == 2 and types.count(ev.SUBSCRIPTION_UPGRADED) == 1
 
 
+async def test_the_voided_upgrade_khqr_paid_anyway_goes_to_review_and_changes_no_plan(
+    quiet_engine: Engine, clock: ManualClock, quiet_plans: dict[str, Plan]
+) -> None:
+    subs = quiet_engine.subscriptions
+    await active(quiet_engine, "user-1", "basic")
+    first = await subs.upgrade("user-1", "pro", BACKEND)
+    second = await subs.upgrade("user-1", "max", BACKEND)  # e.g. a client retry with another plan
+    assert first.payment is not None and second.payment is not None
+    voided = await quiet_engine.payments.get(first.payment.id)
+    assert voided.status is PaymentStatus.CANCELLED and voided.late_watch_until is not None and voided.next_check_at
+    assert quiet_engine.sandbox is not None
+    await quiet_engine.sandbox.pay(qr=first.payment.khqr)
+    found, _ = await quiet_engine.payments.check_now(first.payment.id, actor=OPERATOR)
+    assert found.status is PaymentStatus.NEEDS_REVIEW
+    assert [e.type for e in await events_for(quiet_engine, first.payment.id)][-2:] == [
+        ev.PAYMENT_NEEDS_REVIEW, ev.ALERT_PAID_AFTER_CANCEL,
+    ]  # fmt: skip
+    await renew(quiet_engine)
+    view = await subs.status("user-1")
+    assert (view.plan.code, view.pending_change, view.pending_plan.code) == ("basic", "upgrade", "max")
+
+
 @pytest.mark.parametrize(
     ("plan", "error", "field"),
     [

@@ -246,16 +246,9 @@ class InvoiceBilling:
         return True
 
     async def cancel_payment(self, tx: Tx, payment_id: str, *, actor: Actor, reason: str) -> Payment | None:
-        """Stop collecting a KHQR that is no longer wanted (only a PENDING one can be cancelled)."""
-        return await payment_repo.transition(
-            tx,
-            payment_id,
-            expected=[PaymentStatus.PENDING],
-            to=PaymentStatus.CANCELLED,
-            actor=actor,
-            reason=reason,
-            changes={"next_check_at": None, "check_requested_at": None},
-        )
+        """Stop collecting a KHQR that is no longer wanted (only a PENDING one can be cancelled;
+        it stays watched while it can still be paid, see ``PaymentService.cancel_in``)."""
+        return await self.payments.cancel_in(tx, await payment_repo.get(tx, payment_id), actor=actor, reason=reason)
 
     # --- the next period's price ------------------------------------------------------------------
 
