@@ -47,6 +47,7 @@ from engine.services.checkout import CheckoutService
 from engine.services.displays import DisplayService
 from engine.services.payments import PaymentService
 from engine.services.reconciliation import ReconciliationService
+from engine.services.reports import ReportService
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
 from engine.services.webhooks import WebhookService
@@ -122,6 +123,7 @@ class Engine:
         self.reconciliation = ReconciliationService(storage, settings, clock=clock, client=client)
         self.checkout = CheckoutService(storage, settings, clock=clock, payments=self.payments)
         self.displays = DisplayService(storage, settings, clock=clock)
+        self.reports = ReportService(storage, settings, clock=clock)
         self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))
         storage.on_commit(lambda _events: self.poke("deliverer"))
         self.subscriptions = SubscriptionService(

@@ -22,6 +22,7 @@ from bakong_console.cli import doctor_cmd, setup_cmd
 from bakong_console.cli import service_cmd
 from bakong_console.cli import displays_cmd
 from bakong_console.cli import reconcile_cmd
+from bakong_console.cli import report_cmd
 from bakong_console.cli.context import CliState
 from engine.errors import BakongConsoleError
 
@@ -106,6 +107,7 @@ app.add_typer(subs_cmd.app, name="subs")
 app.add_typer(webhooks_cmd.app, name="webhooks")
 app.add_typer(service_cmd.app, name="service")
 app.add_typer(displays_cmd.app, name="displays")
+app.add_typer(report_cmd.app, name="report")
 app.command("pay")(pay_cmd.pay)
 app.command("serve")(serve_cmd.serve)
 app.command("setup")(setup_cmd.setup)

@@ -99,6 +99,8 @@ class PaymentRow(Base):
         # a day's paid payments (reconciliation counts); the oldest not yet reconciled
         Index("ix_payments_paid_at", "paid_at"),
         Index("ix_payments_reconcile_status_paid_at", "reconcile_status", "paid_at"),
+        # the reports total a window of payments from this index alone
+        Index("ix_payments_created_at_status_currency_amount_minor", "created_at", "status", "currency", "amount_minor"),
     )
 
 
@@ -111,7 +113,8 @@ class PaymentStatusHistoryRow(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(160))
-    at: Mapped[datetime]
+    #: Indexed: the reports find the changes made after a day was closed.
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 class CheckoutRow(Base):
@@ -349,7 +352,8 @@ class BakongRequestRow(Base):
     token_fingerprint: Mapped[str] = mapped_column(String(16))
     day: Mapped[date] = mapped_column(Date)
     endpoint: Mapped[str] = mapped_column(String(64))
-    reserved_at: Mapped[datetime]
+    #: Indexed: the reports count the requests used across a day.
+    reserved_at: Mapped[datetime] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(32))
     http_status: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[int | None] = mapped_column(Integer)

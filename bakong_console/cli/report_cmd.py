@@ -1,0 +1,88 @@
+"""`bakong-console report`: a day's report and totals over a range, as columns, JSON or CSV."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bakong_console.cli.context import with_engine
+from bakong_console.cli.report_render import day_csv, day_json, day_text, range_csv, range_json, range_text
+from engine.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from engine.runtime import Engine
+
+app = typer.Typer(help="The owner's reports: a day, or totals over a range (Asia/Phnom_Penh days).", no_args_is_help=True)
+
+TerminalOpt = Annotated[str | None, typer.Option("--terminal", help="Only the payments made at this terminal.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts in minor units).")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (amounts in minor units).")]
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """A calendar date written YYYY-MM-DD, or one clear error naming the option."""
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise InvalidInput(f"{option} {text!r} is not a date (YYYY-MM-DD)", field=option) from None
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise InvalidInput("--json and --csv cannot be used together", field="--csv")
+
+
+@app.command("day")
+def day(
+    ctx: typer.Context,
+    on: Annotated[str | None, typer.Option("--date", help="The day, YYYY-MM-DD (default: today).")] = None,
+    terminal: TerminalOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """One day: totals per currency, status mix, hours, terminals, cashiers, Bakong requests."""
+    _one_format(as_json, as_csv)
+    wanted = parse_day(on, "--date")
+
+    async def run(engine: Engine) -> None:
+        report = await engine.reports.day(wanted, terminal=terminal)
+        if as_json:
+            typer.echo(json.dumps(day_json(report), indent=2))
+        elif as_csv:
+            typer.echo(day_csv(report), nl=False)
+        else:
+            typer.echo(day_text(report))
+
+    with_engine(ctx, run)
+
+
+@app.command("range")
+def range_(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Option("--from", help="The first day, YYYY-MM-DD.")],
+    last: Annotated[str, typer.Option("--to", help="The last day, YYYY-MM-DD (included).")],
+    by: Annotated[str, typer.Option("--by", help="Group by day, hour (of day), terminal or cashier.")] = "day",
+    terminal: TerminalOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Totals per currency from --from to --to (at most 366 days), grouped by --by."""
+    _one_format(as_json, as_csv)
+    start, end = parse_day(first, "--from"), parse_day(last, "--to")
+    assert start is not None and end is not None
+
+    async def run(engine: Engine) -> None:
+        report = await engine.reports.range(start, end, by=by, terminal=terminal)
+        if as_json:
+            typer.echo(json.dumps(range_json(report), indent=2))
+        elif as_csv:
+            typer.echo(range_csv(report), nl=False)
+        else:
+            typer.echo(range_text(report))
+
+    with_engine(ctx, run)
