@@ -127,6 +127,9 @@ class BakongSettings:
     renew_days_before_expiry: int = 14
     #: After an HTML 403 on the bulk endpoint, use single checks for this long before probing again.
     bulk_retry_after_seconds: int = 3600
+    #: /api/health says "degraded" once Bakong has answered none of the poller's checks for this
+    #: long (5xx, hangs, geo 403...); shorter failures are the poller's ordinary back-off.
+    unhealthy_after_seconds: float = 120.0
 
     @property
     def effective_daily_budget(self) -> int:
@@ -615,6 +618,8 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         )
     if b.daily_budget < 0:
         raise ConfigError(f"{origin}: bakong.daily_budget: must be 0 (automatic) or more")
+    if b.unhealthy_after_seconds <= 0:
+        raise ConfigError(f"{origin}: bakong.unhealthy_after_seconds: must be greater than 0")
     p = settings.payments
     for key in ("dense_interval_seconds", "sparse_interval_seconds", "late_interval_seconds", "scarce_window_seconds", "tick_seconds"):
         if getattr(p, key) <= 0:

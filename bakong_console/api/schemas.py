@@ -365,6 +365,10 @@ class BakongHealth(BaseModel):
     reachable: bool | None = Field(description="Whether the last poll reached Bakong; null before any poll.")
     polling: Literal["running", "paused", "blocked", "backing-off", "idle"]
     last_poll_at: datetime | None
+    last_answer_at: datetime | None = Field(description="When Bakong last answered one of this process's checks.")
+    failing_since: datetime | None = Field(
+        description="Since when Bakong has answered none of this process's checks (5xx, timeouts, geo 403...); null while it answers."
+    )
     token: TokenHealth
     budget: BudgetHealth | None
 
@@ -388,6 +392,7 @@ class OutboxHealth(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
+    reasons: list[str] = Field(description="Why the status is not `ok`, one line each; empty when it is.")
     database: DatabaseHealth
     bakong: BakongHealth | None
     workers: list[WorkerHealth]

@@ -78,6 +78,11 @@ class PollerState:
     blocked_reason: str | None = None
     backoff_until: datetime | None = None
     consecutive_failures: int = 0
+    #: When Bakong last answered a check, and since when it has answered none (None: it answers),
+    #: with the kind of the latest refusal: what /api/health judges an outage by.
+    last_answer_at: datetime | None = None
+    failing_since: datetime | None = None
+    failing_kind: str | None = None
     last_pass_at: datetime | None = None
     last_batch_size: int = 0
     requests_sent: int = 0
@@ -266,6 +271,8 @@ class Poller(Worker):
                 unexpected = unexpected or answer
                 continue
             self.state.requests_sent += 1
+            self.state.last_answer_at = self.clock.now()
+            self.state.failing_since = self.state.failing_kind = None
             seen = self.state.checks_per_request
             self.state.checks_per_request = float(len(batch)) if seen is None else seen + 0.2 * (len(batch) - seen)
             if self.state.consecutive_failures:
@@ -326,6 +333,9 @@ class Poller(Worker):
                     )
 
     async def _back_off(self, error: BakongRefusal) -> None:
+        if self.state.failing_since is None:
+            self.state.failing_since = self.clock.now()
+        self.state.failing_kind = error.kind
         self.state.consecutive_failures += 1
         n = self.state.consecutive_failures
         delay = min(300.0, 2.0 * 2 ** (n - 1))

@@ -50,7 +50,7 @@ async def test_health_is_public_and_reveals_nothing_secret(client: httpx.AsyncCl
     response = await client.get("/api/health")
     assert response.status_code == 200
     data = response.json()["data"]
-    assert data["status"] == "ok"
+    assert data["status"] == "ok" and data["reasons"] == []
     assert data["database"] == {"ok": True, "engine": engine.storage.db.dialect}
     assert data["bakong"]["sandbox"] is True and data["bakong"]["token"]["state"] == "valid"
     assert data["bakong"]["budget"]["remaining_today"] > 0
@@ -69,6 +69,7 @@ async def test_health_degraded_when_polling_is_paused_and_down_without_database(
     degraded = await client.get("/api/health")
     assert degraded.status_code == 200
     assert degraded.json()["data"]["status"] == "degraded" and degraded.json()["data"]["bakong"]["polling"] == "paused"
+    assert degraded.json()["data"]["reasons"] == ["polling is paused: Bakong refused the token"]
     assert "token expired" not in degraded.text
 
     async def unreachable() -> None:
@@ -79,6 +80,35 @@ async def test_health_degraded_when_polling_is_paused_and_down_without_database(
     assert down.status_code == 503 and down.headers["content-type"] == "application/json"
     body = down.json()["data"]
     assert body["status"] == "down" and body["database"]["ok"] is False and "db.internal" not in down.text
+    assert body["reasons"][0] == "the database is unreachable"
+
+
+@pytest.mark.parametrize(
+    "fault", [{"error_rate": 1.0}, {"geo_blocked": True}], ids=["bakong-5xx", "geo-403"]
+)
+async def test_health_degraded_while_bakong_answers_no_check_beyond_the_threshold(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: ManualClock, fault: dict[str, object]
+) -> None:
+    threshold = engine.settings.bakong.unhealthy_after_seconds
+    await create(client, auth)
+    await run_for(engine, clock, 8)
+    assert engine.poller_state.last_answer_at is not None
+    engine.sandbox.faults = engine.sandbox.faults.updated(fault)
+    await run_for(engine, clock, threshold - 20, step=5)
+    early = (await client.get("/api/health")).json()["data"]
+    # A short outage is the poller's own back-off, not yet a degraded service.
+    assert early["status"] == "ok" and early["reasons"] == [] and early["bakong"]["failing_since"] is not None
+    await run_for(engine, clock, 40, step=5)
+    response = await client.get("/api/health")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["status"] == "degraded", data
+    assert len(data["reasons"]) == 1 and data["reasons"][0].startswith("Bakong has answered no check for ")
+    assert ("bakong-geo-blocked" if "geo_blocked" in fault else "bakong-server-error") in data["reasons"][0]
+    engine.sandbox.faults = engine.sandbox.faults.updated({"error_rate": 0.0, "geo_blocked": False})
+    await run_for(engine, clock, 400, step=10)  # the poller's back-off ends and a check is answered
+    recovered = (await client.get("/api/health")).json()["data"]
+    assert recovered["status"] == "ok" and recovered["reasons"] == [] and recovered["bakong"]["failing_since"] is None
 
 
 def _sample(text: str, name: str, labels: str = "") -> float:

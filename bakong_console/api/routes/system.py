@@ -98,6 +98,8 @@ async def _bakong_health(request: Request, db_ok: bool) -> dict[str, Any]:
         "reachable": None if poller.requests_sent == 0 else poller.consecutive_failures == 0,
         "polling": _polling(poller, now),
         "last_poll_at": iso(poller.last_pass_at),
+        "last_answer_at": iso(poller.last_answer_at),
+        "failing_since": iso(poller.failing_since),
         "token": _token_state(engine.client.token_info(), engine.settings.bakong.renew_days_before_expiry),
         "budget": budget,
     }
@@ -144,6 +146,26 @@ async def _outbox(request: Request, db_ok: bool) -> dict[str, Any]:
     }
 
 
+def _degraded_reasons(request: Request, bakong: dict[str, Any], workers: list[dict[str, Any]]) -> list[str]:
+    """Why payments are not being detected, one line each (nothing secret: kinds, not messages)."""
+    engine = request.app.state.api.engine
+    reasons: list[str] = []
+    if bakong["polling"] == "paused":
+        reasons.append("polling is paused: Bakong refused the token")
+    elif bakong["polling"] == "blocked":
+        reasons.append("polling is blocked: the day's Bakong requests are spent")
+    if bakong["token"]["state"] in ("expired", "missing"):
+        reasons.append(f"the Bakong token is {bakong['token']['state']}")
+    if not any(w["name"] == "poller" and w["held"] for w in workers):
+        reasons.append("no process runs the poller")
+    poller = engine.poller_state
+    if poller.failing_since is not None:
+        silent = (engine.clock.now() - poller.failing_since).total_seconds()
+        if silent > engine.settings.bakong.unhealthy_after_seconds:
+            reasons.append(f"Bakong has answered no check for {silent:.0f} s ({poller.failing_kind or 'unreachable'})")
+    return reasons
+
+
 @router.get(
     "/api/health",
     tags=["health"],
@@ -154,26 +176,25 @@ async def _outbox(request: Request, db_ok: bool) -> dict[str, Any]:
 async def health(request: Request) -> Response:
     """`status` is `down` (503) when the database is unreachable, `degraded` when payments are
     not being detected (token expired or missing, polling paused or blocked, no process holds the
-    poller's lease), else `ok`."""
+    poller's lease, Bakong has answered no check for `bakong.unhealthy_after_seconds`), else `ok`;
+    `reasons` says why."""
     ctx = request.app.state.api
     readout = ctx.readout
     db_ok = await readout.database_ok()
     bakong = await _bakong_health(request, db_ok)
     workers = await _workers(request, db_ok)
     outbox = await _outbox(request, db_ok)
-    poller_held = any(w["name"] == "poller" and w["held"] for w in workers)
+    reasons = _degraded_reasons(request, bakong, workers)
     if not db_ok:
         status = "down"
-    elif (
-        bakong["polling"] in ("paused", "blocked")
-        or bakong["token"]["state"] in ("expired", "missing")
-        or not poller_held
-    ):
+        reasons.insert(0, "the database is unreachable")
+    elif reasons:
         status = "degraded"
     else:
         status = "ok"
     data = {
         "status": status,
+        "reasons": reasons,
         "database": {"ok": db_ok, "engine": readout.database_engine},
         "bakong": bakong,
         "workers": workers,
