@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from bakong_console import __version__
+from bakong_console.api.docs import mount_docs
 from bakong_console.api.edge import ApiEdge
 from bakong_console.api.metrics import ApiMetrics
 from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
@@ -75,7 +76,7 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served from local assets below (mount_docs), not a CDN
         redoc_url=None,
     )
     metrics = ApiMetrics()
@@ -119,6 +120,7 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    mount_docs(app, openapi_url="/api/openapi.json", title=app.title)
     return app
 
 

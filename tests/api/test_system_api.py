@@ -158,3 +158,19 @@ async def test_health_and_metrics_show_the_webhook_backlog(
     assert outbox["pending_webhook_deliveries"] == 1 and outbox["webhook_endpoints"] == 1
     assert outbox["failing_endpoints"] == 1 and outbox["disabled_endpoints"] == 0
     assert _sample((await client.get("/metrics")).text, "bakong_console_webhook_backlog") == 1
+
+
+async def test_api_docs_load_every_asset_from_this_server_not_a_cdn(client: httpx.AsyncClient) -> None:
+    page = await client.get("/api/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith("/api/") for s in sources), sources  # nothing from another host
+    assert "url: '/api/openapi.json'" in page.text
+    for source, kind, marker in (
+        ("/api/docs/assets/swagger-ui-bundle.js", "javascript", "SwaggerUIBundle"),
+        ("/api/docs/assets/swagger-ui.css", "text/css", ".swagger-ui"),
+    ):
+        assert source in sources
+        asset = await client.get(source)
+        assert asset.status_code == 200 and kind in asset.headers["content-type"] and marker in asset.text
+    assert (await client.get("/api/docs/assets/favicon.png")).content.startswith(b"\x89PNG")
