@@ -37,6 +37,7 @@ __all__ = [
     "LoggingSettings",
     "MerchantSettings",
     "PaymentSettings",
+    "ReconcileSettings",
     "SandboxSettings",
     "SecuritySettings",
     "Settings",
@@ -355,6 +356,18 @@ class HoursSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    """The nightly reconciliation of paid payments with Bakong (see ``engine.services.reconciliation``)."""
+
+    #: Off: only ``bakong-console reconcile`` re-checks payments.
+    enabled: bool = True
+    #: When the night's pass starts, "HH:MM" Phnom Penh time.
+    at: str = "02:00"
+    #: Its requests are spread evenly over this many minutes after ``at``.
+    spread_minutes: int = 240
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     """The engine's process: leases, heartbeat and shutdown."""
 
@@ -390,6 +403,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
     hours: HoursSettings = field(default_factory=HoursSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = field(default=None, compare=False)
@@ -686,6 +700,10 @@ def _check_consistency(settings: Settings, origin: str) -> None:
     database = settings.database
     if database.backup_keep < 1:
         raise ConfigError(f"{origin}: database.backup_keep: must be at least 1 (the backup just taken is kept)")
+    if parse_backup_at(settings.reconcile.at) is None:
+        raise ConfigError(f"{origin}: reconcile.at: must be a time of day as HH:MM (00:00 to 23:59), got {settings.reconcile.at!r}")
+    if not 1 <= settings.reconcile.spread_minutes <= 1440:
+        raise ConfigError(f"{origin}: reconcile.spread_minutes: must be from 1 to 1440")
     if parse_backup_at(database.backup_at) is None:
         raise ConfigError(f"{origin}: database.backup_at: must be a time of day as HH:MM (00:00 to 23:59), got {database.backup_at!r}")
     url = settings.database.url

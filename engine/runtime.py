@@ -56,6 +56,7 @@ from engine.workers.base import Worker, WorkerRunner, WorkerStatus
 from engine.workers.deliverer import Deliverer
 from engine.workers.expirer import Expirer
 from engine.workers.poller import Poller, PollerState
+from engine.workers.reconciler import NightlyReconciler
 from engine.workers.renewer import Renewer
 
 __all__ = ["Engine", "EngineInfo"]
@@ -181,7 +182,7 @@ class Engine:
 
     def build_workers(self) -> list[Worker]:
         """Every background job of the engine, in start order (the nightly backup only when
-        ``database.backup_dir`` is set)."""
+        ``database.backup_dir`` is set, the nightly reconciliation when ``reconcile.enabled``)."""
         return [
             Poller(self.storage, self.settings, clock=self.clock, client=self.client, schedule=self.schedule, state=self.poller_state, rng=self.rng),
             Expirer(
@@ -191,6 +192,7 @@ class Engine:
             Renewer(self.subscriptions),
             Deliverer(self.storage, self.settings, clock=self.clock, sender=self.webhooks.sender, rng=self.rng),
             *([NightlyBackup(self.storage, self.settings, clock=self.clock)] if self.settings.database.backup_dir else []),
+            *([NightlyReconciler(self.reconciliation, self.storage, self.settings, clock=self.clock)] if self.settings.reconcile.enabled else []),
         ]  # fmt: skip
 
     def _poller_may_ask(self) -> bool:

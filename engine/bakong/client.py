@@ -530,7 +530,11 @@ class BakongClient:
             envelope = await self._call(endpoint, list(chunk), max_retries=max_retries)
         except BulkEndpointBlocked:
             if endpoint is Endpoint.HASH_LIST:
-                self._hash_list_blocked_until = self._clock.now() + timedelta(seconds=self.bulk_retry_after_seconds)
+                # reconciliation runs once a night: probing again before the next day spends its share
+                now = self._clock.now()
+                self._hash_list_blocked_until = max(
+                    now + timedelta(seconds=self.bulk_retry_after_seconds), local_midnight_after(now)
+                )
                 log.warning("bakong hash list endpoint answers HTML 403; single hash checks until %s",
                             self._hash_list_blocked_until.isoformat())
             else:
@@ -584,8 +588,8 @@ class BakongClient:
     ) -> tuple[dict[str, CheckOutcome], int, BakongRefusal | None]:
         """Re-check transfers already found, by their full hashes (reconciliation), spending at
         most ``max_requests`` requests: 50 hashes per hash list request while that endpoint
-        works, one per single hash check while it answers HTML 403 (re-probed after
-        ``bulk_retry_after_seconds``). No request is retried: a hash left unanswered waits for
+        works, one per single hash check while it answers HTML 403 (re-probed the next Bakong
+        day, and not before ``bulk_retry_after_seconds``). No request is retried: a hash left unanswered waits for
         the next pass. Returns the outcomes learned, the requests sent and the refusal that
         stopped the pass early (quota, budget, token, unreachable...), if one did."""
         keys = _check_keys(hashes, _HASH, "hash")

@@ -30,11 +30,11 @@ from engine.clock import Clock
 from engine.config import Settings
 from engine.db import journal
 from engine.db import reconciliation as repo
-from engine.db.storage import Storage
+from engine.db.storage import Storage, Tx
 from engine.errors import InvalidInput
 from engine.records import Actor, DayReconciliation, Payment, ReconcileStatus
 
-__all__ = ["BudgetShare", "ReconcileRun", "ReconciliationService", "verdict"]
+__all__ = ["BudgetShare", "ReconcileRun", "ReconciliationService", "append_alert", "verdict"]
 
 log = logging.getLogger("engine.reconcile")
 
@@ -162,10 +162,12 @@ class ReconciliationService:
         done: set[str] = set()
         while True:
             share = await self.share()
-            budget = share.left if max_requests is None else min(share.left, max_requests - run.requests)
-            if budget <= 0:
+            if share.left <= 0:
                 run.stopped = "reconciliation's share of today's Bakong budget is spent"
                 break
+            if max_requests is not None and run.requests >= max_requests:
+                break
+            budget = share.left if max_requests is None else min(share.left, max_requests - run.requests)
             per_request = BULK_LIMIT if self.client.hash_list_blocked_until is None else 1
             async with self.storage.read() as tx:
                 batch = await repo.to_reconcile(
@@ -205,12 +207,18 @@ class ReconciliationService:
 
     async def raise_alert(self, counts: dict[str, int], payment_ids: list[str], *, day: date | None) -> None:
         """One ``alert.reconciliation_failed`` for the flags of a pass."""
-        total = sum(counts.values())
-        kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items())
-        where = f" of {day.isoformat()}" if day is not None else ""
-        message = f"reconciliation with Bakong flagged {total} paid payment(s){where}: {kinds}"
         async with self.storage.transaction() as tx:
-            await journal.append_event(
-                tx, ev.ALERT_RECONCILIATION_FAILED, "bakong", "reconciliation",
-                {"message": message, "counts": counts, "payments": payment_ids[:100], "day": day.isoformat() if day else None},
-            )  # fmt: skip
+            await append_alert(tx, counts, payment_ids, day=day)
+
+
+async def append_alert(tx: Tx, counts: dict[str, int], payment_ids: list[str], *, day: date | None) -> None:
+    """Write the ``alert.reconciliation_failed`` of a pass's flags (counts per kind) in ``tx``."""
+    total = sum(counts.values())
+    kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(counts.items()))
+    where = f" of {day.isoformat()}" if day is not None else ""
+    message = f"reconciliation with Bakong flagged {total} paid payment(s){where}: {kinds}"
+    await journal.append_event(
+        tx, ev.ALERT_RECONCILIATION_FAILED, "bakong", "reconciliation",
+        {"message": message, "counts": dict(sorted(counts.items())), "payments": payment_ids[:100],
+         "day": day.isoformat() if day else None},
+    )  # fmt: skip

@@ -93,12 +93,12 @@ class ConsoleOnPty:
         return self.query("SELECT name, holder FROM leases ORDER BY name")
 
     def holds_the_leases(self) -> bool:
-        """True once this process holds the four worker leases (False before the database exists)."""
+        """True once this process holds the five worker leases (poller, expirer, renewer, deliverer, reconciler) (False before the database exists)."""
         try:
             leases = self.leases()
         except sqlite3.OperationalError:  # no database, or not migrated yet
             return False
-        return len([h for _, h in leases if f":{self.proc.pid}:" in str(h)]) == 4
+        return len([h for _, h in leases if f":{self.proc.pid}:" in str(h)]) == 5
 
     def stop(self) -> None:
         if self.how == "q":
@@ -138,7 +138,7 @@ def test_q_ctrl_c_sigterm_and_hangup_release_the_leases_and_leave_no_half_writte
         home.mkdir()
         consoles.append(ConsoleOnPty(how, home))
     try:
-        # Up: the board is drawn and this process holds the four worker leases.
+        # Up: the board is drawn and this process holds the five worker leases.
         pump(consoles, lambda c: b"SANDBOX" in c.screen and c.holds_the_leases(), "the consoles to start and take the worker leases")
         for c in consoles:
             c.type(b"n")
