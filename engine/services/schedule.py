@@ -39,6 +39,11 @@ MIN_RATE_HORIZON_SECONDS = 3600.0
 #: With opening hours declared, payments still expected once the shop has closed (someone paying
 #: late): the forecast never counts fewer, so the day's last pending payments cannot spend it all.
 LATE_PAYMENTS_EXPECTED = 1
+#: With opening hours declared the forecast stops at closing time, so it no longer has the hours
+#: after closing as a cushion: the payments still to come are planned at this many standard
+#: deviations above the rate's forecast (arrivals are Poisson: the deviation is its square root),
+#: so a busier evening than the rate said does not spend the budget dry before closing.
+FORECAST_DEVIATIONS = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ class Allowance:
 
         ``seconds_to_close`` (opening hours declared for today) is the open time left before
         the reset, with the closing margin: the rate is carried forward over it instead of to the
-        reset, on the first day too, and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
+        reset, on the first day too, ``FORECAST_DEVIATIONS`` above it (the hours after closing
+        are no longer a cushion), and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
         expected, so a closed shop keeps a late payment's checks in hand."""
         usable = max(0, remaining - reserve)
         to_reset = max(0.0, seconds_to_reset)
@@ -100,7 +106,10 @@ class Allowance:
         horizon = to_reset if seconds_to_close is None else min(to_reset, max(0.0, seconds_to_close))
         if history and active_seconds is not None:
             horizon = min(horizon, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
-        cautious = pending + max(recent_rate_per_second * horizon, float(yesterday_rest))
+        coming = recent_rate_per_second * horizon
+        if seconds_to_close is not None:
+            coming += FORECAST_DEVIATIONS * math.sqrt(coming)
+        cautious = pending + max(coming, float(yesterday_rest))
         if seconds_to_close is not None:
             cautious = max(cautious, float(pending + LATE_PAYMENTS_EXPECTED))
         likely = pending + float(yesterday_rest) if history else cautious

@@ -3,6 +3,7 @@ affordable checks of a payment are placed."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -149,11 +150,14 @@ def test_declared_hours_end_the_forecast_at_closing_time_on_the_first_day_too() 
     midnight = Allowance.compute(**common)
     closing = Allowance.compute(**common, seconds_to_close=to_close)
     assert midnight.expected_payments == pytest.approx(2 + 5 * 15.5)
-    assert closing.expected_payments == pytest.approx(2 + 5 * 11.75)
-    assert closing.per_payment == pytest.approx(97 / (2 + 5 * 11.75)) and not closing.from_history
+    # the rate to closing time, two standard deviations above it: no hours after closing to fall back on
+    coming = 5 * 11.75
+    assert closing.expected_payments == pytest.approx(2 + coming + 2 * math.sqrt(coming))
+    assert closing.per_payment == pytest.approx(97 / closing.expected_payments) and not closing.from_history
+    assert closing.expected_payments < midnight.expected_payments
     # with yesterday's busy hours known, the closing time still bounds the rate's horizon
     late = Allowance.compute(**{**common, "recent_rate_per_second": 6 / 3600}, yesterday_total=60, active_seconds=4 * 3600, seconds_to_close=1800)
-    assert late.expected_payments == pytest.approx(2 + 6 * 0.5)
+    assert late.expected_payments == pytest.approx(2 + 3 + 2 * math.sqrt(3))
 
 
 def test_a_closed_shop_keeps_one_late_payment_in_hand() -> None:
