@@ -1,6 +1,7 @@
-"""The cashier's QR is always scannable (Pilot, SQLite and PostgreSQL): drawn whole with its
+"""A KHQR on screen is always scannable (Pilot, SQLite and PostgreSQL): drawn whole with its
 four-module quiet zone or not at all (an 80×24 terminal is told to grow, or to use the card),
-the footer and the alert line always in view, and no toast ever over the code."""
+the footer and the alert line always in view, and no toast ever over the code (cashier, QR
+dialog, payment detail)."""
 
 from __future__ import annotations
 
@@ -101,5 +102,19 @@ async def test_toasts_never_cover_the_qr_dialog(engine: Engine) -> None:
         await _show_qr(pilot)
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(app.screen, PaymentQRDialog), what="the QR dialog")
+        await quiet(pilot)
+        await _toasts_clear_of(pilot, app.screen.query_one(KHQRCode))
+
+
+async def test_toasts_never_cover_the_qr_on_a_payments_detail(engine: Engine) -> None:
+    from bakong_console.tui.screens.detail import PaymentDetailScreen
+    from tests.tui.conftest import OPERATOR
+
+    await engine.payments.initiate("6000", "KHR", actor=OPERATOR, reference="table-6")
+    app = console_app(engine)
+    async with app.run_test(size=(120, 32), notifications=True) as pilot:
+        await quiet(pilot, engine)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PaymentDetailScreen), what="the detail screen")
         await quiet(pilot)
         await _toasts_clear_of(pilot, app.screen.query_one(KHQRCode))

@@ -1,5 +1,6 @@
 """Payment detail: every field of one payment, its status timeline, the Bakong record, the
-webhook deliveries about it with each attempt, and its QR. Reloads when the payment changes.
+webhook deliveries about it with each attempt, and its QR (toasts beside it, never over it).
+Reloads when the payment changes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bakong_console.tui.formatting import amount_text, endpoint_answer, status_b
 from bakong_console.tui.screens.actions import PaymentActions
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
-from bakong_console.tui.widgets.khqr_code import KHQRCode
+from bakong_console.tui.widgets.khqr_code import KHQRCode, keep_toasts_off
 from bakong_console.tui.work import engine_work
 from engine.records import Event, Payment, PaymentStatus, StatusChange, WebhookAttempt, WebhookDelivery
 
@@ -174,3 +175,10 @@ class PaymentDetailScreen(PaymentActions):
         )
         self.query_one("#detail-webhooks", Static).update(_deliveries(deliveries, urls))
         self.refresh_bindings()
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._keep_toasts_off_the_qr)
+
+    def _keep_toasts_off_the_qr(self) -> None:
+        keep_toasts_off(self.query_one("#detail-code", KHQRCode))
