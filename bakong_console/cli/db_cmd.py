@@ -9,8 +9,12 @@ from typing import Annotated
 import typer
 
 from bakong_console.cli.context import cli_actor, state
+from engine.clock import SystemClock
+from engine.db.bootstrap import open_storage
 from engine.db.database import Database
 from engine.db.migrate import current_revision, head_revision, upgrade
+from engine.db.sealing import seal_existing_rows
+from engine.errors import DataKeyError
 
 app = typer.Typer(help="Create, migrate, inspect, back up and restore the database.", no_args_is_help=True)
 
@@ -25,22 +29,39 @@ def upgrade_cmd(
     ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Apply migrations (creates the database schema on first run)."""
+    """Apply migrations (creates the database schema on first run), then seal the payer accounts
+    that earlier versions wrote in clear into events and audit rows."""
 
-    async def run() -> tuple[str | None, str | None]:
+    async def run() -> tuple[str | None, str | None, int]:
         db = _database(ctx)
         try:
             before = await current_revision(db)
             after = await upgrade(db, revision)
-            return before, after
         finally:
             await db.dispose()
+        sealed: int | None = 0
+        if revision == "head":
+            # payer accounts written in clear by earlier versions are sealed with the data key,
+            # which a migration does not have
+            try:
+                storage = await open_storage(state(ctx).settings(), clock=SystemClock(), migrate=False)
+            except DataKeyError:
+                return before, after, None
+            try:
+                sealed = await seal_existing_rows(storage)
+            finally:
+                await storage.db.dispose()
+        return before, after, sealed
 
-    before, after = asyncio.run(run())
+    before, after, sealed = asyncio.run(run())
     if before == after:
         typer.echo(f"already at {after}")
     else:
         typer.echo(f"upgraded {before or 'empty database'} -> {after}")
+    if sealed is None:
+        typer.echo("note: no data key, so payer accounts written in clear by earlier versions were not sealed", err=True)
+    elif sealed:
+        typer.echo(f"sealed the payer accounts of {sealed} event and audit rows written in clear")
 
 
 @app.command("current")

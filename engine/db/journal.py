@@ -4,7 +4,8 @@ Both are written inside the caller's transaction, beside the change they record.
 sequence follows commit order (see ``engine.db.storage``): on PostgreSQL the transaction's events
 are written by ``write_pending_events`` just before it commits, the first of them by one statement
 that takes the event-log lock and inserts (``_INSERT_EVENT_LOCKED``), so the lock is held from
-there to the COMMIT only.
+there to the COMMIT only. Personal fields in both (the payer's account) are sealed at rest and
+opened when read (``engine.db.sealing``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 from sqlalchemy import BigInteger, bindparam, cast, func, insert, select
 
 from engine.db.database import EVENT_LOG_LOCK
+from engine.crypto import DataCipher
 from engine.db.models import AuditLogRow, EventRow
+from engine.db.sealing import seal, unseal
 from engine.db.storage import Tx
 from engine.records import Actor, AuditEntry, Event
 
@@ -51,14 +54,15 @@ _INSERT_EVENT_LOCKED = (
 )
 
 
-def event_from_row(row: EventRow) -> Event:
+def event_from_row(row: EventRow, cipher: DataCipher) -> Event:
+    """The event as written, its sealed fields opened (see ``engine.db.sealing``)."""
     return Event(
         sequence=row.sequence,
         id=row.id,
         type=row.type,
         subject_type=row.subject_type,
         subject_id=row.subject_id,
-        payload=dict(row.payload),
+        payload=unseal(cipher, dict(row.payload)),
         occurred_at=row.occurred_at,
     )
 
@@ -72,7 +76,10 @@ async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, p
     if not tx.may_append:
         raise RuntimeError("an event was appended in a transaction opened without the event-log lock (events=False)")
     event_id = tx.ids.new("msg")
-    params = dict(id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id, payload=payload, occurred_at=tx.now)
+    params = dict(
+        id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id,
+        payload=seal(tx.cipher, payload), occurred_at=tx.now,
+    )  # fmt: skip
     if tx.pending_events is not None:
         tx.pending_events.append(params)
         return None
@@ -93,7 +100,7 @@ async def write_pending_events(tx: Tx) -> None:
         tx.events.append(
             Event(
                 int(returned.sequence), params["id"], params["type"], params["subject_type"],
-                params["subject_id"], params["payload"], params["occurred_at"],
+                params["subject_id"], unseal(tx.cipher, params["payload"]), params["occurred_at"],
             )
         )  # fmt: skip
 
@@ -118,8 +125,8 @@ async def audit(
             action=action,
             subject_type=subject_type,
             subject_id=subject_id,
-            before=before,
-            after=after,
+            before=seal(tx.cipher, before),
+            after=seal(tx.cipher, after),
             reason=reason,
             source_ip=actor.source_ip,
         ),
@@ -131,7 +138,7 @@ async def events_since(tx: Tx, sequence: int, *, limit: int = 500, types: list[s
     if types:
         stmt = stmt.where(EventRow.type.in_(types))
     rows = (await tx.session.scalars(stmt.order_by(EventRow.sequence).limit(limit))).all()
-    return [event_from_row(r) for r in rows]
+    return [event_from_row(r, tx.cipher) for r in rows]
 
 
 async def last_sequence(tx: Tx) -> int:
@@ -164,7 +171,8 @@ async def list_audit(
     return [
         AuditEntry(
             id=r.id, at=r.at, actor_type=r.actor_type, actor=r.actor, action=r.action,
-            subject_type=r.subject_type, subject_id=r.subject_id, before=r.before, after=r.after,
+            subject_type=r.subject_type, subject_id=r.subject_id,
+            before=unseal(tx.cipher, r.before), after=unseal(tx.cipher, r.after),
             reason=r.reason, source_ip=r.source_ip,
         )
         for r in rows

@@ -88,7 +88,8 @@ def to_record(tx: Tx | Storage, row: Any) -> Payment:
         last_check_result=row.last_check_result,
         bakong_hash=row.bakong_hash,
         payer_account=payer,
-        bakong_record=row.bakong_record,
+        # the payer's account is stored only encrypted: put back where Bakong's record had it
+        bakong_record=_with_payer(row.bakong_record, payer),
         created_by_type=row.created_by_type,
         created_by=row.created_by,
         api_key_id=row.api_key_id,
@@ -100,6 +101,14 @@ def to_record(tx: Tx | Storage, row: Any) -> Payment:
         reconcile_status=row.reconcile_status,
         reconciled_at=row.reconciled_at,
     )
+
+
+def _with_payer(record: dict[str, Any] | None, payer: str | None) -> dict[str, Any] | None:
+    """Bakong's record as it answered: its ``fromAccountId`` is stored empty (the account is kept
+    only encrypted, in ``payer_account_enc``) and filled again here."""
+    if record and payer and "fromAccountId" in record and record["fromAccountId"] is None:
+        return {**record, "fromAccountId": payer}
+    return record
 
 
 def payment_event_data(p: Payment) -> dict[str, Any]:

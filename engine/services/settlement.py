@@ -49,7 +49,9 @@ def _paid_changes(transaction: Transaction, now: datetime) -> dict[str, Any]:
         "next_check_at": None,
         "check_requested_at": None,
         "paid_at": transaction.acknowledged_at or transaction.created_at or now,
-        "bakong_record": transaction.raw or None,
+        # the payer's account is kept only encrypted (payer_account_enc): the raw record keeps its
+        # place, empty, and reads put it back (engine.db.payments)
+        "bakong_record": ({**transaction.raw, "fromAccountId": None} if "fromAccountId" in transaction.raw else transaction.raw) or None,
         "last_checked_at": now,
         "last_check_result": "found",
         "check_count": repo.ONE_MORE_CHECK,

@@ -33,6 +33,7 @@ from sqlalchemy import insert as sql_insert
 from engine import events as ev
 from engine.db.journal import append_event
 from engine.db.models import EventRow, WebhookDeliveryRow, WebhookEndpointRow
+from engine.db.sealing import unseal
 from engine.db.storage import Tx
 from engine.db.types import UTCDateTime
 from engine.db.webhooks.endpoints import endpoint_row, signing_secrets
@@ -284,7 +285,7 @@ async def claim(tx: Tx, candidates: Sequence[Any], *, in_flight: timedelta) -> l
             ClaimedDelivery(
                 delivery_id=r.id, endpoint_id=r.endpoint_id, url=r.url, attempt_count=r.attempt_count,
                 event_sequence=r.event_sequence, event_id=r.event_id, event_type=r.type,
-                occurred_at=r.occurred_at, payload=dict(r.payload), secrets=secrets_cache[key],
+                occurred_at=r.occurred_at, payload=unseal(tx.cipher, dict(r.payload)), secrets=secrets_cache[key],
             )  # fmt: skip
         )
     return out
