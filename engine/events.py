@@ -56,6 +56,9 @@ ALERT_PAID_AFTER_CANCEL = "alert.payment_paid_after_cancel"
 DISPLAY_PAIRED = "display.paired"
 DISPLAY_REVOKED = "display.revoked"
 
+#: A day was closed (the "Z report"): its totals are frozen.
+DAY_CLOSED = "day.closed"
+
 WEBHOOK_TEST = "webhook.test"
 
 #: The event a payment transition into each status emits.

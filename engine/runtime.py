@@ -44,6 +44,7 @@ from engine.records import Actor, ActorType, Lease
 from engine.services.api_keys import ApiKeyService
 from engine.services.audit import AuditService
 from engine.services.checkout import CheckoutService
+from engine.services.day_close import DayCloseService
 from engine.services.displays import DisplayService
 from engine.services.payments import PaymentService
 from engine.services.reconciliation import ReconciliationService
@@ -125,6 +126,7 @@ class Engine:
         self.checkout = CheckoutService(storage, settings, clock=clock, payments=self.payments)
         self.displays = DisplayService(storage, settings, clock=clock)
         self.reports = ReportService(storage, settings, clock=clock)
+        self.day_close = DayCloseService(storage, self.reports, clock=clock)
         self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))
         storage.on_commit(lambda _events: self.poke("deliverer"))
         self.subscriptions = SubscriptionService(

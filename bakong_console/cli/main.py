@@ -113,6 +113,7 @@ app.command("serve")(serve_cmd.serve)
 app.command("setup")(setup_cmd.setup)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("reconcile")(reconcile_cmd.reconcile)
+app.command("close-day")(report_cmd.close_day)
 
 
 def run() -> None:

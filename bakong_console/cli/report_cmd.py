@@ -1,16 +1,22 @@
-"""`bakong-console report`: a day's report and totals over a range, as columns, JSON or CSV."""
+"""`bakong-console report`: a day's report and totals over a range, as columns, JSON or CSV; and
+`bakong-console close-day`: the end-of-day close (Z report)."""
 
 from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bakong_console.cli.context import with_engine
-from bakong_console.cli.report_render import day_csv, day_json, day_text, range_csv, range_json, range_text
+from bakong_console.cli.context import cli_actor, with_engine
+from bakong_console.cli.render import local_time
+from bakong_console.cli.report_render import close_json, day_csv, day_json, day_text, range_csv, range_json, range_text
+from bakong_console.cli.zreport import close_csv, receipt
 from engine.errors import InvalidInput
+from engine.money import format_amount
+from engine.services.cards import write_file_whole
 
 if TYPE_CHECKING:
     from engine.runtime import Engine
@@ -84,5 +90,33 @@ def range_(
             typer.echo(range_csv(report), nl=False)
         else:
             typer.echo(range_text(report))
+
+    with_engine(ctx, run)
+
+
+def close_day(
+    ctx: typer.Context,
+    on: Annotated[str | None, typer.Option("--date", help="The day to close, YYYY-MM-DD (default: today).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Close although payments still need a decision (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why the day is closed by force.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the close as JSON to this file.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write the close as CSV to this file.")] = None,
+) -> None:
+    """Close a day (the Z report): freeze its totals and print them 42 columns wide."""
+    wanted = parse_day(on, "--date")
+
+    async def run(engine: Engine) -> None:
+        if not force:
+            report = await engine.reports.day(wanted)
+            if report.open_count and report.close is None:
+                typer.echo(f"Waiting for a decision ({report.open_count}):")
+                for o in report.open_items:
+                    typer.echo(f"  {o.payment_id}  {o.status:<12} {format_amount(o.amount_minor, o.currency):>16}  {local_time(o.created_at)}")
+        close = await engine.day_close.close(wanted, actor=cli_actor(), force=force, reason=reason)
+        if json_path is not None:
+            write_file_whole(json_path, (json.dumps(close_json(close), indent=2) + "\n").encode())
+        if csv_path is not None:
+            write_file_whole(csv_path, close_csv(close).encode())
+        typer.echo(receipt(close))
 
     with_engine(ctx, run)

@@ -117,6 +117,28 @@ class PaymentStatusHistoryRow(Base):
     at: Mapped[datetime] = mapped_column(index=True)
 
 
+class DayCloseRow(Base):
+    """A closed day ("Z report"): its totals frozen when it was closed. Never updated."""
+
+    __tablename__ = "day_closes"
+
+    #: The Asia/Phnom_Penh calendar day; one close per day.
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    #: The day's window in UTC: its payments are those created in [starts_at, ends_at).
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    closed_at: Mapped[datetime] = mapped_column(index=True)
+    closed_by: Mapped[str] = mapped_column(String(160))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: Per currency, per terminal, per status, what still waited, and the adjustments it carried.
+    totals: Mapped[list[Any]] = mapped_column(JSON)
+    terminals: Mapped[list[Any]] = mapped_column(JSON)
+    statuses: Mapped[list[Any]] = mapped_column(JSON)
+    open_items: Mapped[list[Any]] = mapped_column(JSON)
+    adjustments: Mapped[list[Any]] = mapped_column(JSON)
+
+
 class CheckoutRow(Base):
     """A payment's hosted checkout page: where the payer goes when the payment ends."""
 

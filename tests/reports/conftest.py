@@ -97,3 +97,10 @@ async def seed_day(storage: Storage) -> list[str]:
     for at in (utc(2026, 1, 14, 16, 0), utc(2026, 1, 15, 1, 0), utc(2026, 1, 15, 1, 30)):
         await ledger.reserve("fp", "check_transaction_by_md5", now=at, daily_budget=100)
     return ids
+
+
+@pytest.fixture
+async def seeded(storage: Storage, cli_env: dict[str, str]) -> dict[str, str]:
+    """The CLI's environment on a database holding the seeded day."""
+    await seed_day(storage)
+    return cli_env

@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bakong_console.cli.main import app
-from engine.db.storage import Storage
-from tests.reports.conftest import EXPECTED_TERMINALS, seed_day
+from tests.reports.conftest import EXPECTED_TERMINALS
 
 runner = CliRunner()
 
@@ -20,12 +19,6 @@ runner = CliRunner()
 def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-async def seeded(storage: Storage, cli_env: dict[str, str]) -> dict[str, str]:
-    await seed_day(storage)
-    return cli_env
 
 
 def test_day_as_json_csv_and_columns(seeded: dict[str, str]) -> None:

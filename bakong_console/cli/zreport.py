@@ -1,0 +1,60 @@
+"""The Z report: a closed day as plain text 42 columns wide (a receipt printer's line), and as
+CSV for the accountant. Amounts are exact and per currency."""
+
+from __future__ import annotations
+
+import csv
+import io
+import textwrap
+from typing import Any
+
+from bakong_console.cli.render import local_time
+from engine.money import format_amount
+from engine.report_records import DayClose
+
+__all__ = ["WIDTH", "close_csv", "receipt"]
+
+WIDTH = 42
+
+
+def _pair(left: str, right: str) -> str:
+    room = WIDTH - len(right) - 1
+    return f"{left[:room]:<{room}} {right}"
+
+
+def receipt(c: DayClose) -> str:
+    """The close as lines of at most 42 characters."""
+    rule, thin = "=" * WIDTH, "-" * WIDTH
+    lines = [rule, f"Z REPORT {c.day.isoformat()}".center(WIDTH), "Asia/Phnom_Penh calendar day".center(WIDTH), rule]
+    lines += [_pair("Closed", local_time(c.closed_at)), *textwrap.wrap(f"By {c.closed_by}", WIDTH)]
+    if c.forced:
+        lines += textwrap.wrap(f"FORCED: {c.reason or ''}", WIDTH)
+    lines += [thin, "PAID TOTALS"]
+    lines += [_pair(f"{t.currency} {t.paid_count} of {t.payments}", format_amount(t.paid_minor, t.currency)) for t in c.totals] or ["no payments"]
+    lines += [thin, "BY TERMINAL"]
+    lines += [_pair(f"{g.key or 'api/cli'} {g.currency} {g.paid_count}", format_amount(g.paid_minor, g.currency)) for g in c.terminals] or ["-"]
+    lines += [thin, "STATUS MIX"]
+    lines += [_pair(f"{s.status} {s.currency} {s.count}", format_amount(s.amount_minor, s.currency)) for s in c.statuses] or ["-"]
+    if c.open_items:
+        lines += [thin, f"OPEN AT CLOSE ({len(c.open_items)})"]
+        lines += [_pair(f"{o.payment_id} {o.status}", format_amount(o.amount_minor, o.currency)) for o in c.open_items]
+    if c.adjustments:
+        lines += [thin, "ADJUSTMENTS TO CLOSED DAYS"]
+        for a in c.adjustments:
+            lines += [_pair(f"{a.payment_day.isoformat()} {a.payment_id}", format_amount(a.amount_minor, a.currency))]
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def close_csv(c: DayClose) -> str:
+    """(section, key, currency, payments, paid_count, paid_minor) rows."""
+    rows: list[list[Any]] = [["total", c.day.isoformat(), t.currency, t.payments, t.paid_count, t.paid_minor] for t in c.totals]
+    rows += [["terminal", g.key or "", g.currency, g.payments, g.paid_count, g.paid_minor] for g in c.terminals]
+    rows += [["status", s.status, s.currency, s.count, "", s.amount_minor] for s in c.statuses]
+    rows += [["open", o.payment_id, o.currency, "", "", o.amount_minor] for o in c.open_items]
+    rows += [["adjustment", a.payment_id, a.currency, "", "", a.amount_minor] for a in c.adjustments]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "key", "currency", "payments", "paid_count", "paid_minor"])
+    writer.writerows(rows)
+    return out.getvalue()
