@@ -131,6 +131,10 @@ class BakongSettings:
     #: /api/health says "degraded" once Bakong has answered none of the poller's checks for this
     #: long (5xx, hangs, geo 403...); shorter failures are the poller's ordinary back-off.
     unhealthy_after_seconds: float = 120.0
+    #: While polling is paused on a refused token that is still the one in use, ask Bakong once
+    #: after this long whether it accepts it again (one metered request), then at doubling
+    #: intervals (at most 8 times this); polling resumes on the first yes.
+    token_probe_seconds: float = 600.0
 
     @property
     def effective_daily_budget(self) -> int:
@@ -632,6 +636,8 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         )
     if b.daily_budget < 0:
         raise ConfigError(f"{origin}: bakong.daily_budget: must be 0 (automatic) or more")
+    if b.token_probe_seconds <= 0:
+        raise ConfigError(f"{origin}: bakong.token_probe_seconds: must be greater than 0")
     if b.unhealthy_after_seconds <= 0:
         raise ConfigError(f"{origin}: bakong.unhealthy_after_seconds: must be greater than 0")
     p = settings.payments

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from engine import events as ev
 from engine.bakong.client import BULK_LIMIT, BakongClient
-from engine.bakong.models import CheckOutcome
+from engine.bakong.models import CheckOutcome, DiagnosisKind
 from engine.clock import Clock, local_midnight_after
 from engine.config import Settings
 from engine.db import journal
@@ -74,7 +74,12 @@ class PollerState:
     allowance: Allowance | None = None
     paused_reason: str | None = None
     paused_fingerprint: str | None = None
+    #: While paused: when the token in use is next tried with Bakong, and the wait after that.
+    next_probe_at: datetime | None = None
+    probe_interval: float = 0.0
     blocked_until: datetime | None = None
+    #: The token whose quota (or our budget for it) the block is about: another token lifts it.
+    blocked_fingerprint: str | None = None
     blocked_reason: str | None = None
     backoff_until: datetime | None = None
     consecutive_failures: int = 0
@@ -177,30 +182,59 @@ class Poller(Worker):
     # --- pause on an expired token ------------------------------------------------------------------
 
     async def _paused(self) -> bool:
-        """Polling stays paused while the token that expired is still the one in use."""
+        """Polling stays paused while the token that expired is still the one in use and Bakong
+        still refuses it: a new token resumes it at once, the same token once a probe says it
+        works again (a fault that cleared, the same token stored again)."""
         if self.state.paused_reason is None:
             async with self.storage.read() as tx:
                 stored = await engine_state.get_state(tx, PAUSE_STATE)
             if stored and stored.get("fingerprint") == self.client.fingerprint:
                 self.state.paused_reason = stored.get("reason")
                 self.state.paused_fingerprint = stored.get("fingerprint")
+                self._schedule_probe(first=True)
         if self.state.paused_reason is None:
             return False
         await self.client.load_token()
         if self.client.fingerprint != self.state.paused_fingerprint:
-            log.info("poller: a new Bakong token is in use; polling resumes")
-            async with self.storage.transaction() as tx:
-                await engine_state.set_state(tx, PAUSE_STATE, {})
-                await journal.audit(tx, ACTOR, "poller.resume", "bakong", "token", reason="new token")
-            self.state.paused_reason = None
-            self.state.paused_fingerprint = None
+            await self._resume("new token", "a new Bakong token is in use")
+            return False
+        if await self._token_works_again():
+            await self._resume("token accepted again", "Bakong accepts the token again")
             return False
         return True
+
+    def _schedule_probe(self, *, first: bool) -> None:
+        base = self.settings.bakong.token_probe_seconds
+        self.state.probe_interval = base if first else min(base * 8, self.state.probe_interval * 2)
+        self.state.next_probe_at = self.clock.now() + timedelta(seconds=self.state.probe_interval)
+
+    async def _token_works_again(self) -> bool:
+        """One metered request (``diagnose``: no retry, no renewal) when the probe is due."""
+        if self.state.next_probe_at is None:
+            self._schedule_probe(first=True)
+        if self.clock.now() < self.state.next_probe_at:  # type: ignore[operator]
+            return False
+        diagnosis = await self.client.diagnose()
+        if diagnosis.kind is DiagnosisKind.FINE:
+            return True
+        log.info("poller: token probe: %s; next in %.0f s", diagnosis.kind.value, self.state.probe_interval * 2)
+        self._schedule_probe(first=False)
+        return False
+
+    async def _resume(self, reason: str, message: str) -> None:
+        log.info("poller: %s; polling resumes", message)
+        async with self.storage.transaction() as tx:
+            await engine_state.set_state(tx, PAUSE_STATE, {})
+            await journal.audit(tx, ACTOR, "poller.resume", "bakong", "token", reason=reason)
+        self.state.paused_reason = None
+        self.state.paused_fingerprint = None
+        self.state.next_probe_at = None
 
     async def _pause(self, error: TokenExpired) -> None:
         reason = f"Bakong refused the token ({error.message or 'expired'}); polling is paused until a new token is set"
         self.state.paused_reason = reason
         self.state.paused_fingerprint = self.client.fingerprint
+        self._schedule_probe(first=True)
         log.error("poller: %s", reason)
         async with self.storage.transaction() as tx:
             await engine_state.set_state(tx, PAUSE_STATE, {"reason": reason, "fingerprint": self.client.fingerprint, "at": tx.now.isoformat()})
@@ -216,7 +250,13 @@ class Poller(Worker):
         if await self._paused():
             return 30.0
         if self.state.blocked_until and now < self.state.blocked_until:
-            return min(60.0, (self.state.blocked_until - now).total_seconds())
+            # The quota (and our budget) is per token: a token renewed meanwhile lifts the block.
+            await self.client.load_token()
+            if self.client.fingerprint == self.state.blocked_fingerprint:
+                return min(10.0, (self.state.blocked_until - now).total_seconds())
+            log.info("poller: a new Bakong token is in use; the spent quota was the old token's")
+            self.state.blocked_until = None
+            self.state.blocked_reason = None
         if self.state.backoff_until and now < self.state.backoff_until:
             return (self.state.backoff_until - now).total_seconds()
         async with self.storage.read() as tx:
@@ -324,6 +364,7 @@ class Poller(Worker):
         first = self.state.blocked_until is None or self.state.blocked_until <= self.clock.now()
         self.state.blocked_until = until
         self.state.blocked_reason = error.message
+        self.state.blocked_fingerprint = self.client.fingerprint
         if first:
             log.warning("poller: no Bakong requests until %s: %s", until.isoformat(), error.message)
             if isinstance(error, QuotaExhausted):

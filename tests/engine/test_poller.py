@@ -80,6 +80,46 @@ async def test_spent_quota_sends_nothing_until_local_midnight(engine: Engine, cl
     assert (await engine.payments.get(payment.id)).status is PaymentStatus.PAID
 
 
+async def _resumes(engine: Engine) -> list[str | None]:
+    async with engine.storage.read() as tx:
+        return [entry.reason for entry in await journal.list_audit(tx, action="poller.resume")]
+
+
+async def test_a_paused_poller_probes_the_same_token_and_resumes_when_it_works_again(engine: Engine, clock: ManualClock) -> None:
+    probe = 600.0  # bakong.token_probe_seconds, the default
+    _faults(engine, token_expired=True)
+    payment = (await engine.payments.initiate("2.00", "USD", actor=CASHIER, timeout_minutes=24 * 60)).payment
+    await run_for(engine, clock, 10)
+    assert engine.poller_state.paused_reason is not None
+    calls = _calls(engine)
+    # Still refused: one probe after token_probe_seconds, the next only after twice that.
+    await run_for(engine, clock, probe, step=10)
+    assert _calls(engine) == calls + 1
+    await run_for(engine, clock, probe * 2 - 30, step=10)
+    assert _calls(engine) == calls + 1 and engine.poller_state.paused_reason is not None
+    # The fault clears; the same token is stored again: the next probe finds it works.
+    _faults(engine, token_expired=False)
+    await engine.client.set_token(engine.sandbox.token)
+    await engine.sandbox.pay(qr=payment.khqr)
+    await run_for(engine, clock, 60, step=5)
+    assert engine.poller_state.paused_reason is None
+    assert (await engine.payments.get(payment.id)).status is PaymentStatus.PAID
+    assert await _resumes(engine) == ["token accepted again"]
+    assert (await _event_types(engine))[ev.ALERT_TOKEN_EXPIRED] == 1
+
+
+async def test_a_token_renewed_during_the_quota_latch_is_taken_up_at_once(engine: Engine, clock: ManualClock) -> None:
+    _faults(engine, daily_quota=3)
+    payment = (await engine.payments.initiate("4000", "KHR", actor=CASHIER, timeout_minutes=24 * 60)).payment
+    await run_for(engine, clock, 30)
+    assert engine.poller_state.blocked_until is not None and _calls(engine) == 4
+    await engine.sandbox.pay(qr=payment.khqr)
+    # A renewed token is set (the sandbox's quota, as Bakong's, is per token).
+    await engine.client.set_token(await engine.sandbox.renew_token())
+    await run_for(engine, clock, 15, step=1)
+    assert (await engine.payments.get(payment.id)).status is PaymentStatus.PAID
+
+
 async def test_blocked_bulk_endpoint_falls_back_to_single_checks(engine: Engine, clock: ManualClock) -> None:
     _faults(engine, bulk_blocked=True)
     made = [(await engine.payments.initiate(f"{n}.00", "USD", actor=CASHIER)).payment for n in range(1, 5)]
