@@ -3,7 +3,7 @@ reconciliation's share of today's budget, and show the day's reconciled / flagge
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -78,9 +78,6 @@ def reconcile(
 
 
 def _as_json(day: date, run: ReconcileRun | None, counts: DayReconciliation, flagged: list[Payment], share: BudgetShare) -> dict[str, Any]:
-    def stamp(dt: datetime | None) -> str | None:
-        return iso_utc(dt)
-
     return {
         "date": day.isoformat(),
         "run": None if run is None else {
@@ -93,8 +90,8 @@ def _as_json(day: date, run: ReconcileRun | None, counts: DayReconciliation, fla
         "not_checked": counts.unchecked,
         "share": {"day": share.day.isoformat(), "allowed": share.allowed, "spent": share.spent, "left": share.left},
         "flagged_payments": [
-            {"id": p.id, "reconcile_status": p.reconcile_status, "reconciled_at": stamp(p.reconciled_at),
-             "amount": str(p.amount), "currency": p.currency, "paid_at": stamp(p.paid_at), "reference": p.reference}
+            {"id": p.id, "reconcile_status": p.reconcile_status, "reconciled_at": iso_utc(p.reconciled_at),
+             "amount": str(p.amount), "currency": p.currency, "paid_at": iso_utc(p.paid_at), "reference": p.reference}
             for p in flagged
         ],
     }  # fmt: skip
