@@ -40,9 +40,10 @@ MIN_RATE_HORIZON_SECONDS = 3600.0
 #: late): the forecast never counts fewer, so the day's last pending payments cannot spend it all.
 LATE_PAYMENTS_EXPECTED = 1
 #: With opening hours declared the forecast stops at closing time, so it no longer has the hours
-#: after closing as a cushion: the payments still to come are planned at this many standard
-#: deviations above the rate's forecast (arrivals are Poisson: the deviation is its square root),
-#: so a busier evening than the rate said does not spend the budget dry before closing.
+#: after closing as a cushion: without yesterday to fall back on, the payments still to come are
+#: planned this many standard deviations above the rate's forecast (arrivals are Poisson: the
+#: deviation is its square root), so a busier evening than the rate said does not spend the
+#: budget dry before closing.
 FORECAST_DEVIATIONS = 2.0
 
 
@@ -97,8 +98,8 @@ class Allowance:
 
         ``seconds_to_close`` (opening hours declared for today) is the open time left before
         the reset, with the closing margin: the rate is carried forward over it instead of to the
-        reset, on the first day too, ``FORECAST_DEVIATIONS`` above it (the hours after closing
-        are no longer a cushion), and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
+        reset, on the first day too, ``FORECAST_DEVIATIONS`` above it without history (the hours
+        after closing are no longer a cushion), and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
         expected, so a closed shop keeps a late payment's checks in hand."""
         usable = max(0, remaining - reserve)
         to_reset = max(0.0, seconds_to_reset)
@@ -107,7 +108,7 @@ class Allowance:
         if history and active_seconds is not None:
             horizon = min(horizon, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
         coming = recent_rate_per_second * horizon
-        if seconds_to_close is not None:
+        if seconds_to_close is not None and not history:
             coming += FORECAST_DEVIATIONS * math.sqrt(coming)
         cautious = pending + max(coming, float(yesterday_rest))
         if seconds_to_close is not None:
