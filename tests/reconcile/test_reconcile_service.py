@@ -178,3 +178,16 @@ async def test_a_future_day_is_refused(engine: Engine, clock: ManualClock) -> No
 
     with pytest.raises(InvalidInput, match="in the future"):
         await engine.reconciliation.reconcile(actor=OPERATOR, day=bakong_day(clock.now()) + timedelta(days=1))
+
+
+async def test_again_rechecks_a_reconciled_day_and_catches_a_later_drift(engine: Engine, clock: ManualClock) -> None:
+    first, second = await paid_payments(engine, clock, ["1.00", "2.00"])
+    today = bakong_day(clock.now())
+    assert len((await engine.reconciliation.reconcile(actor=OPERATOR, day=today)).reconciled) == 2
+    assert engine.sandbox is not None
+    engine.sandbox.faults = engine.sandbox.faults.updated({"hash_drift": {second.bakong_hash: "account"}})
+    assert (await engine.reconciliation.reconcile(actor=OPERATOR, day=today)).requests == 0, "done once, not again"
+    run = await engine.reconciliation.reconcile(actor=OPERATOR, day=today, include_checked=True)
+    assert run.requests == 1 and [p.id for p in run.flagged] == [second.id]
+    assert [(await engine.payments.get(p.id)).reconcile_status for p in (first, second)] == ["ok", "account_mismatch"]
+    assert [e.subject_id for e in await events_of(engine, ev.PAYMENT_RECONCILIATION_FAILED)] == [second.id]
