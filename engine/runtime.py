@@ -49,6 +49,7 @@ from engine.services.displays import DisplayService
 from engine.services.payments import PaymentService
 from engine.services.reconciliation import ReconciliationService
 from engine.services.reports import ReportService
+from engine.services.idempotency import IdempotentRequests
 from engine.services.schedule import CheckSchedule
 from engine.services.subscriptions import SubscriptionService, subscription_payment_listener
 from engine.services.webhooks import WebhookService
@@ -132,6 +133,7 @@ class Engine:
         self.subscriptions = SubscriptionService(
             storage, settings, clock=clock, payments=self.payments, poke_renewer=lambda: self.poke("renewer")
         )
+        self.idempotency = IdempotentRequests(storage)
         # a subscription's KHQR was paid: the renewer acts on it now rather than at its next tick
         self.bus.listen(subscription_payment_listener(lambda: self.poke("renewer")))
         self._tasks: list[asyncio.Task[None]] = []

@@ -464,3 +464,22 @@ class SandboxTransferRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     acknowledged_ms: Mapped[int] = mapped_column(BigInteger)
     static_qr: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IdempotentRequestRow(Base):
+    """A retry-safe API request (subscription changes): its key, what it asked, what it answered.
+
+    The row is claimed (``response`` empty) before the change runs and filled when it is done, so
+    a retry with the same key gets the first answer instead of a second change."""
+
+    __tablename__ = "idempotent_requests"
+
+    #: The API key's id: keys are scoped to who sent them.
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The endpoint, e.g. "subscriptions.upgrade".
+    operation: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: SHA-256 of the request body, to tell a retry from a conflicting reuse of the key.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]

@@ -16,7 +16,7 @@ from engine.records import Plan
 from engine.runtime import Engine
 from tests.api.conftest import ADMIN, CLIENT_IP, KeyFactory
 from tests.api.test_payments_api import problem
-from tests.support.engine import run_for
+from tests.support.engine import events_for, run_for
 from tests.support.plans import add_plans
 
 SUBS = "/api/subscriptions"
@@ -170,3 +170,45 @@ def _filter() -> Any:
     from engine.services.payments import PaymentFilter
 
     return PaymentFilter()
+
+
+async def test_a_retried_upgrade_with_its_idempotency_key_keeps_the_first_invoice(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: ManualClock, plans: dict[str, Plan]
+) -> None:
+    await active(client, auth, engine, clock, "user-1", "basic")
+    keyed = {**auth, "Idempotency-Key": "upgrade-7f3a"}
+    body = {"user_id": "user-1", "plan": "pro"}
+    first = await client.post(f"{SUBS}/upgrade", json=body, headers=keyed)
+    assert first.status_code == 200, first.text
+    invoice = first.json()["data"]["invoice"]
+    retry = await client.post(f"{SUBS}/upgrade", json=body, headers=keyed)  # the answer was lost
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["data"] == first.json()["data"]
+    assert (await engine.payments.get(invoice["payment"]["id"])).status.value == "PENDING", "the first invoice stands"
+    sub_id = first.json()["data"]["subscription"]["id"]
+    assert [e.type for e in await events_for(engine, sub_id)].count(ev.SUBSCRIPTION_UPGRADE_PENDING) == 1
+
+    other = await client.post(f"{SUBS}/upgrade", json={"user_id": "user-1", "plan": "max"}, headers=keyed)
+    assert problem(other, 409, "idempotency-conflict")
+    assert (await engine.payments.get(invoice["payment"]["id"])).status.value == "PENDING"
+
+
+async def test_downgrade_and_cancel_retried_with_their_keys_change_once(
+    client: httpx.AsyncClient, auth: dict[str, str], engine: Engine, clock: ManualClock, plans: dict[str, Plan]
+) -> None:
+    status = await active(client, auth, engine, clock, "user-2", "pro")
+    down = {"user_id": "user-2", "plan": "basic"}
+    answers = [await client.post(f"{SUBS}/downgrade", json=down, headers={**auth, "Idempotency-Key": "down-1"}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and "Idempotent-Replayed" not in answers[0].headers
+    assert answers[1].headers["Idempotent-Replayed"] == "true" and answers[1].json()["data"] == answers[0].json()["data"]
+    cancel = {"user_id": "user-2", "at_period_end": True}
+    answers = [await client.post(f"{SUBS}/cancel", json=cancel, headers={**auth, "Idempotency-Key": "cancel-1"}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and answers[1].headers["Idempotent-Replayed"] == "true"
+    types = [e.type for e in await events_for(engine, status["id"])]
+    assert types.count(ev.SUBSCRIPTION_DOWNGRADE_SCHEDULED) == 1 and types.count(ev.SUBSCRIPTION_CANCEL_SCHEDULED) == 1
+    reused = await client.post(f"{SUBS}/cancel", json={**cancel, "at_period_end": False}, headers={**auth, "Idempotency-Key": "cancel-1"})
+    assert problem(reused, 409, "idempotency-conflict")
+    failed = await client.post(f"{SUBS}/downgrade", json={"user_id": "nobody", "plan": "basic"}, headers={**auth, "Idempotency-Key": "down-2"})
+    assert failed.status_code == 404
+    again = await client.post(f"{SUBS}/downgrade", json={"user_id": "nobody", "plan": "basic"}, headers={**auth, "Idempotency-Key": "down-2"})
+    assert again.status_code == 404, "a failed change leaves no claim: its retry runs again"

@@ -8,9 +8,11 @@ Every change is audited with the calling key and its IP.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi.encoders import jsonable_encoder
 
 from bakong_console.api.responses import ExactJSONRoute, iso, ok, payment_data
 from bakong_console.api.schemas import (
@@ -34,6 +36,16 @@ router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"], route_cl
 # The caller, admitted with the scope a route needs (and documented with ``keyed_problems``).
 SubscriptionsReader = Annotated[Principal, Depends(require("subscriptions:read"))]
 SubscriptionsWriter = Annotated[Principal, Depends(require("subscriptions:write"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[!-~]+$",
+        description="Retry-safe change (visible ASCII, e.g. a UUID): the same key with the same body returns the first answer and changes nothing more; with a different body, 409.",
+    ),
+]
 
 
 def _plan(p: Plan) -> dict[str, Any]:
@@ -164,6 +176,7 @@ async def upgrade_subscription(
     request: Request,
     body: SubscriptionUpgrade,
     principal: SubscriptionsWriter,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The prorated amount is `(new - old) x remaining / cycle`, exact, rounded half up. With
     `preview: true` only the quote is returned. Otherwise an invoice with its KHQR is issued and
@@ -173,19 +186,22 @@ async def upgrade_subscription(
         quote = await service.preview_upgrade(body.user_id, body.plan)
         data = {"preview": True, "quote": _quote(quote), "applied": False, "subscription": None, "invoice": None}
         return ok(request, data)
-    change = await service.upgrade(body.user_id, body.plan, principal.actor)
-    invoice = None
-    if change.invoice is not None:
-        codes = await _plan_codes(request, change.view, [change.invoice])
-        invoice = _invoice(change.invoice, change.payment, codes)
-    data = {
-        "preview": False,
-        "quote": _quote(change.quote),
-        "applied": change.applied,
-        "subscription": await _subscription(request, change.view),
-        "invoice": invoice,
-    }
-    return ok(request, data)
+
+    async def upgrade() -> dict[str, Any]:
+        change = await service.upgrade(body.user_id, body.plan, principal.actor)
+        invoice = None
+        if change.invoice is not None:
+            codes = await _plan_codes(request, change.view, [change.invoice])
+            invoice = _invoice(change.invoice, change.payment, codes)
+        return {
+            "preview": False,
+            "quote": _quote(change.quote),
+            "applied": change.applied,
+            "subscription": await _subscription(request, change.view),
+            "invoice": invoice,
+        }
+
+    return await _once(request, principal, "subscriptions.upgrade", idempotency_key, body, upgrade)
 
 
 @router.post(
@@ -198,10 +214,15 @@ async def downgrade_subscription(
     request: Request,
     body: SubscriptionDowngrade,
     principal: SubscriptionsWriter,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Scheduled for the next period start (`pending_change_at`); replaces any pending change."""
-    view = await request.app.state.api.engine.subscriptions.downgrade(body.user_id, body.plan, principal.actor)
-    return ok(request, await _subscription(request, view))
+
+    async def downgrade() -> dict[str, Any]:
+        view = await request.app.state.api.engine.subscriptions.downgrade(body.user_id, body.plan, principal.actor)
+        return await _subscription(request, view)
+
+    return await _once(request, principal, "subscriptions.downgrade", idempotency_key, body, downgrade)
 
 
 @router.post(
@@ -214,10 +235,37 @@ async def cancel_subscription(
     request: Request,
     body: SubscriptionCancel,
     principal: SubscriptionsWriter,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """At period end the user keeps access until `current_period_end`; INCOMPLETE and PAST_DUE
     subscriptions end now either way."""
-    view = await request.app.state.api.engine.subscriptions.cancel(
-        body.user_id, principal.actor, at_period_end=body.at_period_end, reason=body.reason
+
+    async def cancel() -> dict[str, Any]:
+        view = await request.app.state.api.engine.subscriptions.cancel(
+            body.user_id, principal.actor, at_period_end=body.at_period_end, reason=body.reason
+        )
+        return await _subscription(request, view)
+
+    return await _once(request, principal, "subscriptions.cancel", idempotency_key, body, cancel)
+
+
+async def _once(
+    request: Request,
+    principal: Principal,
+    operation: str,
+    key: str | None,
+    body: Any,
+    change: Callable[[], Awaitable[dict[str, Any]]],
+) -> Response:
+    """Make the change, once per ``Idempotency-Key`` of this API key: a retry with the same key and
+    body gets the first answer (with ``Idempotent-Replayed: true``), another body a 409."""
+    if key is None:
+        return ok(request, await change())
+
+    async def answer() -> dict[str, Any]:
+        return jsonable_encoder(await change())
+
+    data, replayed = await request.app.state.api.engine.idempotency.run(
+        principal.key.id, operation, key, body.model_dump(mode="json"), answer
     )
-    return ok(request, await _subscription(request, view))
+    return ok(request, data, headers={"Idempotent-Replayed": "true"} if replayed else None)
