@@ -13,7 +13,7 @@ import typer
 from bakong_console.cli.context import state
 
 if TYPE_CHECKING:
-    from engine.services.doctor import CheckResult
+    from engine.services.checks import CheckResult
 
 __all__ = ["doctor", "doctor_line"]
 

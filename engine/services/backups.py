@@ -36,7 +36,7 @@ from engine.db.models import LeaseRow
 from engine.db.storage import Storage
 from engine.errors import Conflict, DataKeyError, InvalidInput
 from engine.records import Actor
-from engine.services.doctor import check_stored_secrets
+from engine.services.checks import check_stored_secrets
 
 __all__ = [
     "BACKUP_NAME",

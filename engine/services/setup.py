@@ -48,7 +48,7 @@ from engine.errors import (
 from engine.hours import WEEKDAYS, format_day, parse_day
 from engine.merchant import merchant_field_errors, merchant_preview
 from engine.khqr import KHQRError, KHQRResult
-from engine.services.doctor import DIAGNOSIS_ADVICE
+from engine.services.checks import DIAGNOSIS_ADVICE
 from engine.services.setup_database import (
     DatabaseProbe,
     check_data_key_file,

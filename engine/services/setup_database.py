@@ -22,7 +22,7 @@ from engine.db.database import Database
 from engine.db.migrate import current_revision, head_revision, upgrade
 from engine.db.storage import Storage
 from engine.errors import DataKeyError, StorageError
-from engine.services.doctor import check_stored_secrets
+from engine.services.checks import check_stored_secrets
 from engine.services.setup_fields import FieldCheck
 
 __all__ = [
