@@ -72,7 +72,7 @@ class EventBus:
         self.sleeping = False
         storage.on_commit(self._on_commit)
 
-    def _on_commit(self, events: list[Event]) -> None:
+    def _on_commit(self) -> None:
         self._wake.set()
 
     async def start_from_now(self) -> None:

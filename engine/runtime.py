@@ -129,7 +129,7 @@ class Engine:
         self.reports = ReportService(storage, settings, clock=clock)
         self.day_close = DayCloseService(storage, self.reports, clock=clock)
         self.webhooks = WebhookService(storage, settings, clock=clock, rng=self.rng, poke_deliverer=lambda: self.poke("deliverer"))
-        storage.on_commit(lambda _events: self.poke("deliverer"))
+        storage.on_commit(lambda: self.poke("deliverer"))
         self.subscriptions = SubscriptionService(
             storage, settings, clock=clock, payments=self.payments, poke_renewer=lambda: self.poke("renewer")
         )

@@ -1,10 +1,9 @@
 """The append-only logs: domain events (outbox + change feed) and the audit log.
 
 Both are written inside the caller's transaction, beside the change they record. An event's
-sequence follows commit order (see ``engine.db.storage``): on PostgreSQL the transaction's events
-are written by ``write_pending_events`` just before it commits, the first of them by one statement
-that takes the event-log lock and inserts (``_INSERT_EVENT_LOCKED``), so the lock is held from
-there to the COMMIT only. Personal fields in both (the payer's account) are sealed at rest and
+sequence follows commit order (see ``engine.db.storage``): on PostgreSQL an event is inserted with
+a placeholder sequence and numbered inside COMMIT by a deferred trigger (migration 0011), so the
+event-log lock is held by the server's commit alone, never across a round trip to us. Personal fields in both (the payer's account) are sealed at rest and
 opened when read (``engine.db.sealing``).
 """
 
@@ -13,23 +12,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, cast, func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
-from engine.db.database import EVENT_LOG_LOCK
 from engine.crypto import DataCipher
 from engine.db.models import AuditLogRow, EventRow
 from engine.db.sealing import seal, unseal
-from engine.db.storage import Tx
+from engine.db.storage import Storage, Tx
 from engine.records import Actor, AuditEntry, Event
 
 __all__ = [
     "append_event",
     "audit",
+    "committed_events",
     "event_from_row",
     "events_since",
     "last_sequence",
     "list_audit",
-    "write_pending_events",
 ]
 
 
@@ -39,19 +37,10 @@ _EVENTS = EventRow.__table__
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.sequence)
 _INSERT_AUDIT = insert(AuditLogRow.__table__)
 _EVENT_COLUMNS = ("id", "type", "subject_type", "subject_id", "payload", "occurred_at")
-# PostgreSQL: the lock and the first event in one statement (one round trip fewer under the lock).
-# A CTE calling a volatile function is never inlined, and the SELECT yields its row only after it.
-_EVENT_LOG_LOCK = select(func.pg_advisory_xact_lock(cast(EVENT_LOG_LOCK, BigInteger)).label("locked")).cte("event_log_lock")
-_INSERT_EVENT_LOCKED = (
-    insert(_EVENTS)
-    .from_select(
-        list(_EVENT_COLUMNS),
-        select(*[cast(bindparam(name, type_=_EVENTS.c[name].type), _EVENTS.c[name].type) for name in _EVENT_COLUMNS]).select_from(
-            _EVENT_LOG_LOCK
-        ),
-    )
-    .returning(_EVENTS.c.sequence)
-)
+# PostgreSQL: an event inserted with a placeholder sequence (negative), renumbered at COMMIT by the
+# deferred trigger of migration 0011, which takes the event-log lock inside the commit.
+_INSERT_EVENT_AT_COMMIT = insert(_EVENTS).values(sequence=-func.nextval("events_pending_seq"))
+_COMMITTED_EVENTS = select(EventRow).where(EventRow.id.in_(bindparam("ids", expanding=True))).order_by(EventRow.sequence)
 
 
 def event_from_row(row: EventRow, cipher: DataCipher) -> Event:
@@ -70,9 +59,10 @@ def event_from_row(row: EventRow, cipher: DataCipher) -> Event:
 async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, payload: dict[str, Any]) -> Event | None:
     """Append one event; its sequence is assigned in commit order.
 
-    Written now, and returned, on SQLite and in a transaction opened with ``sequence_at_start``;
-    otherwise (PostgreSQL) written when the transaction commits, and None is returned (the
-    committed event, sequence and all, is in ``tx.events`` then)."""
+    On SQLite and in a transaction opened with ``sequence_at_start`` it gets its sequence now and
+    is returned (and kept in ``tx.events``). Otherwise (PostgreSQL) it is inserted now with a
+    placeholder, numbered inside COMMIT, and None is returned: read it, sequence and all, with
+    ``committed_events`` once the transaction has committed."""
     if not tx.may_append:
         raise RuntimeError("an event was appended in a transaction opened without the event-log lock (events=False)")
     event_id = tx.ids.new("msg")
@@ -80,8 +70,9 @@ async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, p
         id=event_id, type=type_, subject_type=subject_type, subject_id=subject_id,
         payload=seal(tx.cipher, payload), occurred_at=tx.now,
     )  # fmt: skip
-    if tx.pending_events is not None:
-        tx.pending_events.append(params)
+    tx.appended.append(event_id)
+    if tx.numbered_at_commit:
+        await tx.execute(_INSERT_EVENT_AT_COMMIT, params)
         return None
     returned = await tx.execute(_INSERT_EVENT, params)
     assert returned is not None
@@ -90,19 +81,15 @@ async def append_event(tx: Tx, type_: str, subject_type: str, subject_id: str, p
     return event
 
 
-async def write_pending_events(tx: Tx) -> None:
-    """PostgreSQL, just before COMMIT: take the event-log lock and write the transaction's events
-    in the order they were appended (the first with the lock in one statement)."""
-    pending, tx.pending_events = tx.pending_events or [], None
-    for index, params in enumerate(pending):
-        returned = await tx.execute(_INSERT_EVENT_LOCKED if index == 0 else _INSERT_EVENT, params)
-        assert returned is not None
-        tx.events.append(
-            Event(
-                int(returned.sequence), params["id"], params["type"], params["subject_type"],
-                params["subject_id"], unseal(tx.cipher, params["payload"]), params["occurred_at"],
-            )
-        )  # fmt: skip
+async def committed_events(storage: Storage, tx: Tx) -> list[Event]:
+    """The events ``tx`` appended, as committed (with their sequences), in order; after its commit.
+
+    Known already on SQLite and with ``sequence_at_start``; on PostgreSQL read back (one query)."""
+    if len(tx.events) == len(tx.appended):
+        return list(tx.events)
+    async with storage.lookup() as read:
+        rows = (await read.session.scalars(_COMMITTED_EVENTS, {"ids": list(tx.appended)})).all()
+    return [event_from_row(row, storage.cipher) for row in rows]
 
 
 async def audit(

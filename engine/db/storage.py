@@ -5,15 +5,16 @@ one timestamp), the id factory and the data cipher. Events appended in a transac
 to ``on_commit`` listeners only after the commit succeeds (the event feed uses this to wake up).
 
 Events get their ``sequence`` in commit order, so a reader following the sequence never skips
-one that commits later. On SQLite writers are serialised anyway and an event is written when it
-is appended. On PostgreSQL the events a transaction appends are held in ``Tx.pending_events``
-and written at its very end, just before COMMIT, by one statement that first takes the event-log
-advisory lock (``journal.write_pending_events``): the lock is held only from that statement to
-the commit, never while the transaction does its other work, and the holder waits for no row
-(every row lock was taken before), so it cannot deadlock. A transaction that needs an event's
-sequence before it commits (a test delivery refers to its event) opens with
-``sequence_at_start=True``: it takes the lock first, before any row lock, and writes events at
-once. Transactions that never write an event say ``events=False``.
+one that commits later. On SQLite writers are serialised anyway and an event gets its sequence
+when it is appended. On PostgreSQL an event is inserted with a placeholder sequence and numbered
+inside COMMIT by a deferred constraint trigger (migration 0011) that takes the event-log advisory
+lock: the lock is taken and released within the server's commit, never held while the server
+waits for us, and the holder waits for no row (every row lock was taken before), so it cannot
+deadlock. Such events are not in ``Tx.events``; ``journal.committed_events`` reads them after the
+commit. A transaction that needs an event's sequence before it commits (a test delivery refers
+to its event) opens with ``sequence_at_start=True``: it takes the lock first, before any row lock,
+and its events get their sequence at once. Transactions that never write an event say
+``events=False``.
 
 ``Tx.execute`` runs the hot writes (a payment's row and history, audit rows, events), compiled
 once, straight on the SQLite driver inside the session's transaction (see ``compiled``).
@@ -48,11 +49,14 @@ class Tx:
     ids: IdFactory
     cipher: DataCipher
     db: Database
+    #: The appended events whose sequence is known already (SQLite, ``sequence_at_start``).
     events: list[Event] = field(default_factory=list)
     #: False when opened with ``transaction(events=False)``: appending an event is then an error
     may_append: bool = True
-    #: PostgreSQL: events appended but not yet written (written just before COMMIT, in order).
-    pending_events: list[dict[str, Any]] | None = None
+    #: PostgreSQL: events are numbered inside COMMIT (placeholder sequence until then).
+    numbered_at_commit: bool = False
+    #: The ids of every event appended, in order.
+    appended: list[str] = field(default_factory=list)
     _driver: Any = None  # SQLite: the transaction's own driver connection, once ``execute`` needed it
 
     async def execute(self, statement: Executable, params: Mapping[str, Any]) -> SimpleNamespace | None:
@@ -90,33 +94,28 @@ class Storage:
         self.ids = ids or IdFactory(clock)
         self._commit_listeners: list[Callable[[list[Event]], None]] = []
 
-    def on_commit(self, listener: Callable[[list[Event]], None]) -> None:
-        """Call ``listener(events)`` after each commit that appended events."""
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each commit that appended events (``journal.committed_events``
+        reads them)."""
         self._commit_listeners.append(listener)
 
     @asynccontextmanager
     async def transaction(self, *, events: bool = True, sequence_at_start: bool = False) -> AsyncIterator[Tx]:
         """One write transaction. ``events=False`` promises it appends no event. On PostgreSQL
-        the events it appends are written just before it commits, under the event-log lock;
-        ``sequence_at_start=True`` takes that lock first instead and writes each event at once
+        the events it appends are numbered inside its COMMIT, under the event-log lock;
+        ``sequence_at_start=True`` takes that lock first instead and numbers each event at once
         (for a transaction that needs an event's sequence before it commits)."""
-        from engine.db import journal  # journal builds on this module
-
         async with self.db.transaction() as session:
-            deferred = events and self.db.is_postgres and not sequence_at_start
             if events and sequence_at_start:
                 await self.db.lock_event_log(session)
             tx = Tx(
                 session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
-                pending_events=[] if deferred else None,
+                numbered_at_commit=events and self.db.is_postgres and not sequence_at_start,
             )  # fmt: skip
             yield tx
-            if tx.pending_events:
-                await session.flush()  # every row write (and row lock) before the event-log lock
-                await journal.write_pending_events(tx)
-        if tx.events:
+        if tx.appended:
             for listener in self._commit_listeners:
-                listener(list(tx.events))
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -84,3 +84,53 @@ async def test_postgres_writers_of_events_do_not_wait_for_each_others_whole_tran
         events = await journal.events_since(tx, 0, types=["test.step"])
     assert sorted(e.subject_id for e in events) == sorted(f"slow-{n}" for n in range(10))
     assert [e.sequence for e in events] == list(range(events[0].sequence, events[0].sequence + 10))
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_postgres_a_writer_slow_to_send_commit_holds_no_event_log_lock(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19.1: the event-log lock was taken by the transaction's last statement and held until
+    the client's COMMIT arrived, so a Python process short of CPU held every other writer for that
+    round trip. Events are now numbered inside COMMIT: a writer stalled just before sending COMMIT
+    blocks nobody, and the later COMMIT gets the later sequence."""
+    import asyncpg.transaction
+
+    gate = asyncio.Event()
+    stalled = asyncio.Event()
+    real_commit = asyncpg.transaction.Transaction.commit
+    stall_next = [True]
+
+    async def commit_after_the_gate(self: asyncpg.transaction.Transaction) -> None:
+        if stall_next[0]:
+            stall_next[0] = False
+            stalled.set()
+            await gate.wait()  # the client is busy elsewhere: its COMMIT is late
+        await real_commit(self)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", commit_after_the_gate)
+
+    async def write(name: str) -> None:
+        async with storage.transaction() as tx:
+            await state.set_state(tx, name, {"name": name})
+            await journal.append_event(tx, "test.step", "test", name, {"step": "only"})
+
+    slow = asyncio.create_task(write("slow"))
+    await asyncio.wait_for(stalled.wait(), 10)
+    await asyncio.wait_for(write("fast"), 5)  # not behind the stalled writer's lock
+    gate.set()
+    await asyncio.wait_for(slow, 10)
+    async with storage.read() as tx:
+        events = await journal.events_since(tx, 0, types=["test.step"])
+    assert [e.subject_id for e in events] == ["fast", "slow"]  # sequence follows commit order
+    assert events[1].sequence == events[0].sequence + 1
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_postgres_committed_events_come_back_with_their_sequences(storage: Storage) -> None:
+    """Events numbered at commit are read back after it, in the order they were appended."""
+    async with storage.transaction() as tx:
+        await journal.append_event(tx, "test.step", "test", "s", {"step": "a"})
+        await journal.append_event(tx, "test.step", "test", "s", {"step": "b"})
+    assert tx.events == []  # not known before the commit
+    committed = await journal.committed_events(storage, tx)
+    assert [e.payload["step"] for e in committed] == ["a", "b"]
+    assert committed[0].sequence > 0 and committed[1].sequence == committed[0].sequence + 1

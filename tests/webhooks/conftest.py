@@ -32,7 +32,8 @@ async def emit(engine: Engine, event_type: str, subject_id: str, data: dict | No
     """Commit one event (as a payment or subscription change would), returning it."""
     async with engine.storage.transaction() as tx:
         await journal.append_event(tx, event_type, subject_type, subject_id, data or {"id": subject_id})
-    return tx.events[0]  # as committed, with its sequence (assigned at commit on PostgreSQL)
+    (event,) = await journal.committed_events(engine.storage, tx)  # with its sequence (numbered at commit on PostgreSQL)
+    return event
 
 
 async def jump(engine: Engine, clock: ManualClock, when: datetime) -> None:

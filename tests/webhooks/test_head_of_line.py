@@ -246,7 +246,7 @@ async def test_events_queued_together_wait_at_most_the_first_retry_gap(engine: E
     async with engine.storage.transaction() as tx:
         await journal.append_event(tx, ev.PAYMENT_CREATED, "payment", "pay_1", {"id": "pay_1"})
         await journal.append_event(tx, ev.PAYMENT_COMPLETED, "payment", "pay_1", {"id": "pay_1"})
-    completed = tx.events[1]
+    completed = (await journal.committed_events(engine.storage, tx))[1]
     await settle(engine)
     assert backend.seen("pay_1") == [(ev.PAYMENT_CREATED, 500)]
     await run_for(engine, clock, 7)
