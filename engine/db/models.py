@@ -99,8 +99,8 @@ class PaymentRow(Base):
         # a day's paid payments (reconciliation counts); the oldest not yet reconciled
         Index("ix_payments_paid_at", "paid_at"),
         Index("ix_payments_reconcile_status_paid_at", "reconcile_status", "paid_at"),
-        # the reports total a window of payments from this index alone
-        Index("ix_payments_created_at_status_currency_amount_minor", "created_at", "status", "currency", "amount_minor"),
+        # the reports total a window of payments, per currency, terminal and cashier, from this index alone
+        Index("ix_payments_report", "created_at", "status", "currency", "amount_minor", "terminal", "created_by_type", "created_by"),
     )
 
 

@@ -89,7 +89,10 @@ async def totals_by(
     elif key == "hour":
         group = [_utc_hour(tx, PaymentRow.created_at)]
     elif key == "terminal":
-        group = [PaymentRow.terminal]
+        # An expression, not the column: grouping by the column itself lets SQLite walk the whole
+        # (terminal, created_at) index in terminal order instead of the window's range. Terminal
+        # names are never empty, so "" stands for none.
+        group = [func.coalesce(PaymentRow.terminal, "")]
     elif key == "cashier":
         group = [PaymentRow.created_by_type, PaymentRow.created_by]
     else:
@@ -105,6 +108,8 @@ async def totals_by(
             label: Any = _hour_of(keys[0])
         elif key == "cashier":
             label = f"{keys[0]}:{keys[1]}"
+        elif key == "terminal":
+            label = keys[0] or None
         else:
             label = keys[0]
         out.append((label, currency, int(count), int(paid_count or 0), int(paid_minor or 0)))
