@@ -7,6 +7,10 @@ embedded SQLite database against the built-in Bakong sandbox.
 Every section is a frozen dataclass below; the loader rejects unknown keys and wrong types with a
 message naming the file and the key. Secrets may come from the environment instead of the file
 (``ENV_OVERRIDES``). ``config.example.toml`` documents every key and a test keeps it in step.
+
+One module on purpose, though long: it is the schema of the one file, section by section in the
+file's order, and the loader walks the dataclasses generically, so a key, its type, its default
+and its check sit together and can be read against ``config.example.toml`` top to bottom.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Repositories in ``engine/db`` turn rows into these; no ORM object ever leaves ``engine/db``.
 This module imports nothing from SQLAlchemy so the TUI and API can use it freely.
+
+One module on purpose, though long: it is only declarations (enums and frozen dataclasses, no
+logic), the vocabulary every layer imports; one place keeps a status and the record carrying it
+together.
 """
 
 from __future__ import annotations

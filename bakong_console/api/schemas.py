@@ -4,6 +4,9 @@ Every success answers ``{"data": ..., "meta": {"request_id": ...}}``; lists add 
 ``meta``. Amounts travel as decimal strings in major units (``"12.50"``) beside exact integer
 minor units; a request may send the amount as a JSON number or a string, and either is parsed
 as an exact decimal (never through a float).
+
+One module on purpose, though long: it is declarations only (pydantic models, no logic), read
+side by side with the published OpenAPI document.
 """
 
 from __future__ import annotations

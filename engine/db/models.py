@@ -4,6 +4,9 @@ Amounts are integer minor units; timestamps are UTC (``UTCDateTime``); secrets a
 (``*_enc`` columns hold ``engine.crypto`` tokens, never plaintext). Indexes follow the workers'
 queries: due payments by ``next_check_at``, expiring payments by ``(status, expires_at)``,
 renewals by ``(status, current_period_end)``, deliveries by ``(status, next_attempt_at)``.
+
+One module on purpose, though long: it is the whole schema, which ``tests/db/test_storage.py``
+compares with the migrations as one ``MetaData``; tables refer to each other by foreign keys.
 """
 
 from __future__ import annotations
