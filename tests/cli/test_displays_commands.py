@@ -9,32 +9,23 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bakong_console.cli.main import app
 from engine.clock import SystemClock
 from engine.config import load_settings
 from engine.db.bootstrap import open_storage
 from engine.errors import Unauthorized
 from engine.records import Actor, ActorType
 from engine.services.displays import DisplayService
+from tests.support.cli import cli, upgraded
 from tests.support.settings import write_config
 
-runner = CliRunner()
 PAYER = Actor(ActorType.PAYER, "display page", source_ip="127.0.0.1")
 
 
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Path:
     path = write_config(tmp_path / "cli.toml", db_url, '[console]\nterminal = "counter-1"\n[display]\npublic_url = "http://192.0.2.10:8082"\n')
-    upgraded = runner.invoke(app, ["--config", str(path), "db", "upgrade"])
-    assert upgraded.exit_code == 0, upgraded.output
-    return path
-
-
-def cli(config: Path, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--config", str(config), *args])
-    return result.exit_code, result.stdout, result.stderr
+    return upgraded(path)
 
 
 def _on_displays(config: Path, action):  # noqa: ANN001, ANN202

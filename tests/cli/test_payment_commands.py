@@ -11,12 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bakong_console.cli.main import app
+from tests.support.cli import cli, upgraded
 from tests.support.settings import write_config
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -31,14 +28,7 @@ tick_seconds = 0.2
 lease_seconds = 2.0
 """,
     )
-    upgraded = runner.invoke(app, ["--config", str(path), "db", "upgrade"])
-    assert upgraded.exit_code == 0, upgraded.output
-    return path
-
-
-def cli(config: Path, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--config", str(config), *args])
-    return result.exit_code, result.stdout, result.stderr
+    return upgraded(path)
 
 
 def test_pay_then_sandbox_pay_then_check(config: Path) -> None:

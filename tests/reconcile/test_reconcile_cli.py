@@ -7,28 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bakong_console.cli.main import app
 from engine.bakong.sandbox.faults import SandboxFaults
 from engine.clock import PHNOM_PENH
 from engine.errors import InvalidInput
+from tests.support.cli import cli, upgraded
 from tests.support.settings import write_config
-
-runner = CliRunner()
 
 
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Path:
     path = write_config(tmp_path / "cli.toml", db_url)
-    upgraded = runner.invoke(app, ["--config", str(path), "db", "upgrade"])
-    assert upgraded.exit_code == 0, upgraded.output
-    return path
-
-
-def cli(config: Path, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--config", str(config), *args])
-    return result.exit_code, result.stdout, result.stderr
+    return upgraded(path)
 
 
 def paid(config: Path, amount: str, reference: str) -> dict:
