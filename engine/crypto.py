@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 import secrets
@@ -23,17 +24,29 @@ from engine.config import Settings, data_dir
 from engine.errors import DataKeyError
 
 __all__ = [
+    "NO_DIGEST",
     "DataCipher",
     "default_key_file",
     "generate_key_spec",
     "key_file_in_use",
     "load_data_cipher",
     "parse_key_spec",
+    "secret_digest",
     "write_key_file",
 ]
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _PREFIX = "v1"
+
+
+#: Stands in for a stored digest when none was found, so a miss costs the same comparison as a hit.
+NO_DIGEST = "sha256:" + "0" * 64
+
+
+def secret_digest(secret: str) -> str:
+    """How a bearer secret is stored (API keys, checkout links, display tokens, pairing codes): its
+    SHA-256, never the secret; compare a presented one's digest with ``hmac.compare_digest``."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
 def parse_key_spec(spec: str, *, origin: str = "data key") -> tuple[str, bytes]:

@@ -15,20 +15,20 @@ secret); ``record_block`` writes the audit row of an address blocked for failing
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
 from collections.abc import Iterable
 
 from engine.clock import Clock
+from engine.crypto import NO_DIGEST, secret_digest
 from engine.db import api_keys as repo
 from engine.db import journal
 from engine.db.storage import Storage
 from engine.errors import Conflict, InvalidInput, Unauthorized
 from engine.records import Actor, ActorType, ApiKey
 
-__all__ = ["AUTH_CACHE_SECONDS", "ApiKeyService", "SCOPES", "hash_key", "key_prefix_of"]
+__all__ = ["AUTH_CACHE_SECONDS", "ApiKeyService", "SCOPES", "key_prefix_of"]
 
 #: Every scope a key can hold, and what it allows.
 SCOPES: dict[str, str] = {
@@ -46,11 +46,6 @@ TOUCH_INTERVAL_SECONDS = 60.0
 _KEY_RE = re.compile(r"^bk_([0-9a-z]{8})_([A-Za-z0-9_-]{43})$")
 _PRESENTED_PREFIX_RE = re.compile(r"^bk_([0-9a-z]{8})_")
 _PREFIX_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-_DUMMY_HASH = "sha256:" + "0" * 64
-
-
-def hash_key(key: str) -> str:
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def key_prefix_of(presented: str | None) -> str:
@@ -106,7 +101,7 @@ class ApiKeyService:
             try:
                 async with self.storage.transaction() as tx:
                     key = await repo.insert(
-                        tx, actor=actor, name=name, prefix=prefix, secret_hash=hash_key(plaintext), scopes=wanted
+                        tx, actor=actor, name=name, prefix=prefix, secret_hash=secret_digest(plaintext), scopes=wanted
                     )
                 return key, plaintext
             except Conflict as exc:
@@ -134,7 +129,7 @@ class ApiKeyService:
         if match is None:
             raise Unauthorized("invalid API key")
         prefix = match.group(1)
-        digest = hash_key(presented)
+        digest = secret_digest(presented)
         now = self.clock.monotonic()
         cached = self._verified.get(prefix)
         if cached is not None and now - cached[2] < AUTH_CACHE_SECONDS:
@@ -143,7 +138,7 @@ class ApiKeyService:
             async with self.storage.read() as tx:
                 found = await repo.get_by_prefix(tx, prefix)
             if found is None:
-                hmac.compare_digest(digest, _DUMMY_HASH)
+                hmac.compare_digest(digest, NO_DIGEST)
                 raise Unauthorized("invalid API key")
             key, stored = found
             if key.active:

@@ -22,7 +22,6 @@ payer there, and their origins are the only ones its Content-Security-Policy let
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 from engine.clock import Clock
 from engine.config import Settings
+from engine.crypto import NO_DIGEST, secret_digest
 from engine.db import checkouts as repo
 from engine.db import payments as payment_repo
 from engine.db.checkouts import Checkout
@@ -48,7 +48,6 @@ __all__ = [
     "CheckoutView",
     "PayerState",
     "check_redirect_url",
-    "hash_token",
     "url_origin",
 ]
 
@@ -60,12 +59,7 @@ PREFIX_LENGTH = 11
 MAX_URL_LENGTH = 2048
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$")
-_DUMMY_HASH = "sha256:" + "0" * 64
 _LINK_ATTEMPTS = 5
-
-
-def hash_token(token: str) -> str:
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_redirect_url(value: str | None, field: str) -> str | None:
@@ -223,7 +217,7 @@ class CheckoutService:
                         raise IdempotencyConflict(
                             f"payment {payment_id} already has a checkout with other success_url / cancel_url"
                         )
-                    await repo.add_link(tx, payment_id, prefix=token[:PREFIX_LENGTH], token_hash=hash_token(token))
+                    await repo.add_link(tx, payment_id, prefix=token[:PREFIX_LENGTH], token_hash=secret_digest(token))
                 return CheckoutLink(token, checkout)
             except IdempotencyConflict:
                 raise
@@ -240,9 +234,9 @@ class CheckoutService:
             raise NotFound("no such checkout")
         async with self.storage.read() as tx:
             found = await repo.find_link(tx, token[:PREFIX_LENGTH])
-            stored = found[1] if found else _DUMMY_HASH
+            stored = found[1] if found else NO_DIGEST
             # Compared whatever was found, so an unknown prefix takes as long as a wrong token.
-            if not hmac.compare_digest(hash_token(token), stored) or found is None:
+            if not hmac.compare_digest(secret_digest(token), stored) or found is None:
                 raise NotFound("no such checkout")
             payment_id = found[0]
             payment = await payment_repo.get(tx, payment_id)

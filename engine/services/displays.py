@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from engine.clock import Clock
 from engine.config import Settings
+from engine.crypto import NO_DIGEST, secret_digest
 from engine.db import checkouts as checkout_repo
 from engine.db import displays as repo
 from engine.db.displays import Display
@@ -36,7 +37,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, RateLimitExceeded, U
 from engine.records import Actor, Payment, PaymentStatus
 from engine.terminals import TERMINAL_RULE, is_terminal_name
 
-__all__ = ["DISPLAY_PATH", "DisplayPairing", "DisplayScreen", "DisplayService", "PairingCode", "ScreenState", "hash_secret"]
+__all__ = ["DISPLAY_PATH", "DisplayPairing", "DisplayScreen", "DisplayService", "PairingCode", "ScreenState"]
 
 #: Where the display pages live; a terminal's display is ``DISPLAY_PATH + "/" + terminal``.
 DISPLAY_PATH = "/display"
@@ -49,12 +50,7 @@ WRONG_CODE_INTERVAL_SECONDS = 1.0
 TOUCH_INTERVAL_SECONDS = 60.0
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _CODE_RE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
-_DUMMY_HASH = "sha256:" + "0" * 64
 _TOKEN_ATTEMPTS = 5
-
-
-def hash_secret(secret: str) -> str:
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
 class ScreenState:
@@ -143,7 +139,7 @@ class DisplayService:
         async with self.storage.transaction(events=False) as tx:
             await repo.forget_unpaired(tx, terminal)
             expires_at = tx.now + timedelta(seconds=self.settings.display.pairing_code_seconds)
-            display = await repo.insert_pairing(tx, terminal, code_hash=hash_secret(code), expires_at=expires_at, actor=actor)
+            display = await repo.insert_pairing(tx, terminal, code_hash=secret_digest(code), expires_at=expires_at, actor=actor)
         return PairingCode(display, code, expires_at)
 
     async def list(self, *, terminal: str | None = None, include_ended: bool = False) -> list[Display]:
@@ -182,8 +178,8 @@ class DisplayService:
             left: int | None = None
             async with self.storage.transaction() as tx:
                 live = await repo.live_pairing(tx, terminal)
-                stored = live[1] if live else _DUMMY_HASH
-                matches = hmac.compare_digest(hash_secret(cleaned), stored)
+                stored = live[1] if live else NO_DIGEST
+                matches = hmac.compare_digest(secret_digest(cleaned), stored)
                 if live is None:
                     raise InvalidInput("no pairing code is waiting for this display: ask the cashier for a new one", field="code")
                 display, _, failed_at = live
@@ -196,7 +192,7 @@ class DisplayService:
                 else:
                     try:
                         paired = await repo.mark_paired(
-                            tx, display.id, token_prefix=token[:TOKEN_PREFIX_LENGTH], token_hash=hash_secret(token), actor=actor
+                            tx, display.id, token_prefix=token[:TOKEN_PREFIX_LENGTH], token_hash=secret_digest(token), actor=actor
                         )
                     except Conflict as exc:
                         if "prefix" in exc.message:
@@ -216,9 +212,9 @@ class DisplayService:
             raise Unauthorized("this display is not paired")
         async with self.storage.read() as tx:
             found = await repo.by_token_prefix(tx, token[:TOKEN_PREFIX_LENGTH])
-        stored = found[1] if found else _DUMMY_HASH
+        stored = found[1] if found else NO_DIGEST
         # Compared whatever was found, so an unknown prefix takes as long as a wrong token.
-        if not hmac.compare_digest(hash_secret(token), stored) or found is None:
+        if not hmac.compare_digest(secret_digest(token), stored) or found is None:
             raise Unauthorized("this display is not paired")
         display = found[0]
         if not display.paired or display.terminal != terminal:

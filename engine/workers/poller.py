@@ -27,13 +27,8 @@ from engine.db import state as engine_state
 from engine.db.storage import Storage, Tx
 from engine.errors import (
     BakongRefusal,
-    BakongServerError,
-    BakongUnreachable,
     BudgetExhausted,
-    GeoBlocked,
-    MalformedResponse,
     QuotaExhausted,
-    RateLimited,
     TokenExpired,
 )
 from engine.records import Actor, Payment, PaymentStatus

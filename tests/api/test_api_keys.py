@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import ManualClock
+from engine.crypto import secret_digest
 from engine.db import journal
 from engine.db.models import ApiKeyRow
 from engine.db.storage import Storage
 from engine.errors import Conflict, InvalidInput, InvalidTransition, NotFound, Unauthorized
 from engine.records import Actor, ActorType
-from engine.services.api_keys import AUTH_CACHE_SECONDS, SCOPES, ApiKeyService, hash_key
+from engine.services.api_keys import AUTH_CACHE_SECONDS, SCOPES, ApiKeyService
 
 ADMIN = Actor(ActorType.CLI, "dara")
 
@@ -31,7 +32,7 @@ async def test_create_returns_the_key_once_and_stores_only_its_hash(keys: ApiKey
     async with storage.read() as tx:
         row = (await tx.session.scalars(select(ApiKeyRow))).one()
         audit = await journal.list_audit(tx)
-    assert row.secret_hash == hash_key(plaintext) and plaintext not in row.secret_hash
+    assert row.secret_hash == secret_digest(plaintext) and plaintext not in row.secret_hash
     assert [(a.action, a.actor, a.subject_id) for a in audit] == [("api_key.create", "dara", key.id)]
     assert plaintext not in str(audit[0].after)
 

@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import ManualClock
+from engine.crypto import secret_digest
 from engine.db import journal
 from engine.db.models import DisplayRow
 from engine.errors import InvalidInput, InvalidTransition, NotFound, RateLimitExceeded, Unauthorized
 from engine.records import Actor, ActorType
 from engine.runtime import Engine
-from engine.services.displays import ScreenState, hash_secret
+from engine.services.displays import ScreenState
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 PAYER = Actor(ActorType.PAYER, "display page", source_ip="192.0.2.7")
@@ -33,7 +34,7 @@ async def test_pairing_swaps_the_code_for_a_token_stored_hashed(engine: Engine) 
     async with engine.storage.read() as tx:
         row = (await tx.session.scalars(select(DisplayRow))).one()
     # Neither the code nor the token is stored; the token's digest is.
-    assert row.token_hash == hash_secret(paired.token) and row.pairing_code_hash is None
+    assert row.token_hash == secret_digest(paired.token) and row.pairing_code_hash is None
     assert paired.token not in repr(row.__dict__) and code.code not in (row.token_hash or "")
     assert (await engine.displays.authenticate("counter-1", paired.token)).id == code.display.id
     (event,) = await _events(engine, "display.paired")

@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from engine.clock import ManualClock
+from engine.crypto import secret_digest
 from engine.db import journal
 from engine.db.models import CheckoutLinkRow, CheckoutRow
 from engine.errors import CheckoutEnded, IdempotencyConflict, InvalidInput, InvalidTransition, NotFound, RateLimitExceeded
 from engine.records import Actor, ActorType, PaymentStatus
 from engine.runtime import Engine
-from engine.services.checkout import PayerState, check_redirect_url, hash_token, url_origin
+from engine.services.checkout import PayerState, check_redirect_url, url_origin
 
 BACKEND = Actor(ActorType.API_KEY, "shop-backend", source_ip="203.0.113.7")
 PAYER = Actor(ActorType.PAYER, "checkout page", source_ip="198.51.100.20")
@@ -38,7 +39,7 @@ async def test_a_link_opens_its_payment_and_only_its_hash_is_stored(engine: Engi
         rows = (await tx.session.scalars(select(CheckoutLinkRow))).all()
         checkout = await tx.session.get(CheckoutRow, payment.id)
         (audit,) = await journal.list_audit(tx, action="checkout.open", subject_id=payment.id)
-    assert {r.token_hash for r in rows} == {hash_token(link.token), hash_token(other_link.token)}
+    assert {r.token_hash for r in rows} == {secret_digest(link.token), secret_digest(other_link.token)}
     assert all(link.token not in (r.prefix + r.token_hash) for r in rows)
     assert checkout.success_url == "https://shop.example/ok"
     assert audit.actor == "shop-backend" and audit.after == {"success_url": "https://shop.example/ok", "cancel_url": "https://shop.example/cart"}

@@ -33,7 +33,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
