@@ -15,6 +15,12 @@ rule is written once:
 
 Answers are text, keyed by field name (``"merchant.name"``, ``"hours.mon"``); secrets are the
 secret itself (a face shows "keep current" for the value it was handed as the default).
+
+Why one module of about 440 lines: it is one class, the session, whose checks and whose save
+share its state (the config path, the defaults it was handed, the Bakong client it makes) and
+each other (``save`` and ``validate`` run every ``check``). What stands apart already lives
+apart: the questions in ``setup_fields``, the database answer in ``setup_database``, the file
+writing in ``engine.config_file``.
 """
 
 from __future__ import annotations
