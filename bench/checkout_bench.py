@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,7 +40,7 @@ import uvicorn  # noqa: E402
 from bakong_console.api import create_app  # noqa: E402
 from bakong_console.api.server import uvicorn_config  # noqa: E402
 from engine.clock import SystemClock  # noqa: E402
-from engine.config import load_settings  # noqa: E402
+from engine.config import Settings, load_settings  # noqa: E402
 from engine.records import Actor, ActorType  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 
@@ -64,6 +66,24 @@ def _config(folder: Path, port: int) -> Path:
     return path
 
 
+@contextlib.asynccontextmanager
+async def serving(engine: Engine, settings: Settings) -> AsyncIterator[str]:
+    """`serve`'s app for ``engine`` on the settings' loopback port while the block runs; yields its base URL."""
+    app = create_app(engine)
+    server = uvicorn.Server(uvicorn_config(app, settings.api))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{settings.api.port}"
+    finally:
+        app.state.web.close()
+        server.should_exit = True
+        await task
+        await app.state.api.aclose()
+
+
 def _summary(name: str, seconds: list[float]) -> str:
     ordered = sorted(seconds)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
@@ -78,15 +98,8 @@ async def latency(runs: int) -> None:
         settings = load_settings(_config(Path(tmp), port))
         async with Engine.open(settings, clock=SystemClock(), run_workers=True, migrate=True) as engine:
             _, key = await engine.api_keys.create("bench", None, actor=ADMIN)
-            app = create_app(engine)
-            server = uvicorn.Server(uvicorn_config(app, settings.api))
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.01)
-            base = f"http://127.0.0.1:{port}"
             rng = random.Random(16)
-            try:
+            async with serving(engine, settings) as base:
                 async with httpx.AsyncClient(base_url=base) as client, async_playwright() as p:
                     browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
                     results: dict[str, list[float]] = {"page shows PAID (poller)": [], 'with "I have paid"': []}
@@ -110,11 +123,6 @@ async def latency(runs: int) -> None:
                             results[name].append(time.perf_counter() - started)
                             await page.close()
                     await browser.close()
-            finally:
-                app.state.web.close()
-                server.should_exit = True
-                await task
-                await app.state.api.aclose()
     interval = settings.payments.dense_interval_seconds
     print(f"1. Sandbox payment to PAID on the page (Chromium), poll interval {interval:g} s ±{settings.payments.jitter:.0%}:")
     for name, seconds in results.items():

@@ -24,11 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import uvicorn  # noqa: E402
-
-from bakong_console.api import create_app  # noqa: E402
-from bakong_console.api.server import uvicorn_config  # noqa: E402
-from bench.checkout_bench import ARGS, CHROMIUM, _config, _port, _summary  # noqa: E402
+from bench.checkout_bench import ARGS, CHROMIUM, _config, _port, _summary, serving  # noqa: E402
 from engine.clock import SystemClock  # noqa: E402
 from engine.config import load_settings  # noqa: E402
 from engine.records import Actor, ActorType  # noqa: E402
@@ -46,14 +42,7 @@ async def run(runs: int) -> None:
         port = _port()
         settings = load_settings(_config(Path(tmp), port))
         async with Engine.open(settings, clock=SystemClock(), run_workers=True, migrate=True) as engine:
-            app = create_app(engine)
-            server = uvicorn.Server(uvicorn_config(app, settings.api))
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.01)
-            base = f"http://127.0.0.1:{port}"
-            try:
+            async with serving(engine, settings) as base:
                 async with async_playwright() as p, Engine.open(settings, clock=SystemClock(), holder="bench-other") as other:
                     browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
                     page = await browser.new_page()
@@ -79,11 +68,6 @@ async def run(runs: int) -> None:
                             results[idle].append(time.perf_counter() - started)
                             await page.wait_for_load_state("load")
                     await browser.close()
-            finally:
-                app.state.web.close()
-                server.should_exit = True
-                await task
-                await app.state.api.aclose()
     print("Customer display (Chromium, serve's app on loopback, SQLite):")
     for name, seconds in results.items():
         print("   " + _summary(name, seconds))

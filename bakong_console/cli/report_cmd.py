@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -27,6 +28,8 @@ TerminalOpt = Annotated[str | None, typer.Option("--terminal", help="Only the pa
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (amounts in minor units).")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV (amounts in minor units).")]
 
+Report = TypeVar("Report")
+
 
 def parse_day(text: str | None, option: str) -> date | None:
     """A calendar date written YYYY-MM-DD, or one clear error naming the option."""
@@ -43,6 +46,24 @@ def _one_format(as_json: bool, as_csv: bool) -> None:
         raise InvalidInput("--json and --csv cannot be used together", field="--csv")
 
 
+def _echo_report(
+    report: Report,
+    as_json: bool,
+    as_csv: bool,
+    *,
+    data: Callable[[Report], Any],
+    table: Callable[[Report], str],
+    text: Callable[[Report], str],
+) -> None:
+    """Print a report the way --json or --csv asked, else as columns."""
+    if as_json:
+        typer.echo(json.dumps(data(report), indent=2))
+    elif as_csv:
+        typer.echo(table(report), nl=False)
+    else:
+        typer.echo(text(report))
+
+
 @app.command("day")
 def day(
     ctx: typer.Context,
@@ -57,12 +78,7 @@ def day(
 
     async def run(engine: Engine) -> None:
         report = await engine.reports.day(wanted, terminal=terminal)
-        if as_json:
-            typer.echo(json.dumps(day_json(report), indent=2))
-        elif as_csv:
-            typer.echo(day_csv(report), nl=False)
-        else:
-            typer.echo(day_text(report))
+        _echo_report(report, as_json, as_csv, data=day_json, table=day_csv, text=day_text)
 
     with_engine(ctx, run)
 
@@ -84,12 +100,7 @@ def range_(
 
     async def run(engine: Engine) -> None:
         report = await engine.reports.range(start, end, by=by, terminal=terminal)
-        if as_json:
-            typer.echo(json.dumps(range_json(report), indent=2))
-        elif as_csv:
-            typer.echo(range_csv(report), nl=False)
-        else:
-            typer.echo(range_text(report))
+        _echo_report(report, as_json, as_csv, data=range_json, table=range_csv, text=range_text)
 
     with_engine(ctx, run)
 
