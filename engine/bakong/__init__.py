@@ -7,8 +7,9 @@ and envelopes for the console, the daemon, tests and users' own backends.
 """
 
 from engine.bakong.budget import BudgetUsage, InMemoryRequestLedger, RequestLedger, bakong_day
-from engine.bakong.client import BULK_LIMIT, BakongClient
+from engine.bakong.client import BakongClient
 from engine.bakong.environments import BASE_URLS, NBC_TEST_URL, PRODUCTION_URL, SANDBOX_URL, Endpoint, base_url_for
+from engine.bakong.lookups import BULK_LIMIT
 from engine.bakong.models import (
     AccountInfo,
     CheckOutcome,

@@ -23,8 +23,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine import events as ev
+from engine.bakong import BULK_LIMIT, BakongClient
 from engine.bakong.budget import bakong_day
-from engine.bakong.client import BULK_LIMIT, BakongClient
 from engine.bakong.models import CheckOutcome, CheckStatus
 from engine.clock import Clock
 from engine.config import Settings

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine import events as ev
-from engine.bakong.client import BULK_LIMIT, BakongClient
+from engine.bakong import BULK_LIMIT, BakongClient
 from engine.bakong.models import CheckOutcome, DiagnosisKind
 from engine.clock import Clock, local_midnight_after
 from engine.config import Settings

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from engine.bakong.client import BULK_LIMIT, BakongClient
+from engine.bakong import BULK_LIMIT, BakongClient
 from engine.bakong.models import CheckOutcome
 from engine.bus import EventBus
 from engine.clock import Clock
