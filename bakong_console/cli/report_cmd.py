@@ -14,7 +14,7 @@ import typer
 from bakong_console.cli.context import cli_actor, with_engine
 from bakong_console.cli.render import local_time
 from bakong_console.cli.report_render import close_json, day_csv, day_json, day_text, range_csv, range_json, range_text
-from bakong_console.cli.zreport import close_csv, receipt
+from bakong_console.zreport import close_csv, receipt
 from engine.errors import InvalidInput
 from engine.money import format_amount
 from engine.services.cards import write_file_whole

@@ -1,5 +1,8 @@
 """The Z report: a closed day as plain text 42 columns wide (a receipt printer's line), and as
-CSV for the accountant. Amounts are exact and per currency."""
+CSV for the accountant. Amounts are exact and per currency.
+
+Shared by two faces, like ``times``: ``close-day`` prints it and the console's close-day dialog
+shows it, so both say the same thing about a closed day."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import io
 import textwrap
 from typing import Any
 
-from bakong_console.cli.render import local_time
+from bakong_console.times import local_time
 from engine.money import format_amount
 from engine.report_records import DayClose
 
