@@ -2,8 +2,8 @@
 
 Harlequin's split: the App is handed an open ``Engine`` and never opens or closes it; the CLI
 opens the engine, runs the App, and closes the engine (leases released) however the App ends.
-Screens are Textual *modes* (board, cashier, webhooks, subscriptions, audit) so switching keeps
-each one's state; the payment detail screen is pushed over whichever mode opened it.
+Screens are Textual *modes* (board, cashier, webhooks, subscriptions, audit, displays, reports) so
+switching keeps each one's state; the payment detail screen is pushed over whichever mode opened it.
 
 Engine → console: ``EngineBridge`` posts coalescing messages; the App republishes them on
 signals that screens and widgets subscribe to. Console → engine: ``engine_work`` workers; their
@@ -37,6 +37,7 @@ from bakong_console.tui.screens.board import BoardScreen
 from bakong_console.tui.screens.cashier import CashierScreen
 from bakong_console.tui.screens.detail import PaymentDetailScreen
 from bakong_console.tui.screens.displays import DisplaysScreen
+from bakong_console.tui.screens.reports import ReportsScreen
 from bakong_console.tui.screens.subscriptions import SubscriptionsScreen
 from bakong_console.tui.screens.webhooks import WebhooksScreen
 from bakong_console.tui.state import Alert, ConsoleState, EngineStatus
@@ -69,6 +70,7 @@ class BakongConsoleApp(App[int]):
         "subscriptions": SubscriptionsScreen,
         "audit": AuditScreen,
         "displays": DisplaysScreen,
+        "reports": ReportsScreen,
     }
     DEFAULT_MODE = "board"
     #: No focus lands anywhere by itself: each screen puts it where its keys are meant to go (the
@@ -83,6 +85,7 @@ class BakongConsoleApp(App[int]):
         Binding("w", "show_mode('webhooks')", "Webhooks", id="app.webhooks"),
         Binding("s", "show_mode('subscriptions')", "Subscriptions", id="app.subscriptions"),
         Binding("a", "show_mode('audit')", "Audit", id="app.audit"),
+        Binding("r", "show_mode('reports')", "Reports", id="app.reports"),
         Binding("d", "show_mode('displays')", "Displays", show=False, id="app.displays"),
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt"),
@@ -163,7 +166,7 @@ class BakongConsoleApp(App[int]):
                 else:
                     what = "was paid with a different amount or account"
                 ref = event.payload.get("reference") or event.subject_id
-                self.notify(f"Payment {ref} {what}: decide it on the board (r).", title="Needs review", severity="warning", timeout=10)
+                self.notify(f"Payment {ref} {what}: decide it on the board (R).", title="Needs review", severity="warning", timeout=10)
         if review:
             self.refresh_review_alert()
 
@@ -287,7 +290,7 @@ class BakongConsoleApp(App[int]):
     # --- navigation -------------------------------------------------------------------------------
 
     async def action_show_mode(self, mode: str) -> None:
-        """Show one of the console's screens (b, n, w, s, a) itself: switch to its mode and close
+        """Show one of the console's screens (b, n, w, s, a, d, r) itself: switch to its mode and close
         what was opened over it (a payment's detail), so b always shows the board."""
         if mode != self.current_mode:
             await self.switch_mode(mode)
@@ -333,6 +336,7 @@ BakongConsoleApp.BINDING_OWNERS = (
     SubscriptionsScreen,
     AuditScreen,
     DisplaysScreen,
+    ReportsScreen,
     PendingPaymentsTable,
 )
 

@@ -4,16 +4,24 @@ and the console over it, built by the same ``create_app`` the CLI uses.
 Pilot tests run on SQLite and PostgreSQL. Snapshot tests run on a SQLite file under the isolated
 home (so the header's database path reads the same on every machine), with the fixed clock,
 seeded ids, cursor blink and animations off, at a fixed terminal size.
+
+How a snapshot test runs the console (``shoot``): pytest-textual-snapshot takes the screenshot
+with ``App.run()``, which starts a new event loop (``asyncio.run``), and an open engine (database
+pool, workers, event bus) only works on the loop that opened it. So snapshot tests are sync: the
+engine is opened by the async ``snapshot_engine`` fixture on pytest-asyncio's loop, the data is
+seeded on that loop (``on_loop``), and the app is handed that same loop through Textual's own
+``App.run(loop=...)`` argument. The fixture closes the engine on it afterwards, leases released.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from textual.pilot import Pilot
@@ -29,6 +37,10 @@ from engine.records import Actor, ActorType
 from engine.runtime import Engine
 from tests.support.engine import open_engine, settle
 from tests.support.settings import make_settings
+
+T = TypeVar("T")
+#: ``shoot(size, run_before)``: take the console's screenshot and compare it with its SVG.
+Shoot = Callable[..., bool]
 
 CASHIER = Actor(ActorType.CASHIER, "dara")
 OPERATOR = Actor(ActorType.CLI, "sokha")
@@ -122,3 +134,49 @@ async def still(pilot: Pilot[Any]) -> None:
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+
+
+# --- snapshots --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine_loop(snapshot_engine: Engine) -> asyncio.AbstractEventLoop:
+    """The loop ``snapshot_engine`` was opened on (pytest-asyncio's): the console runs on it."""
+    return asyncio.get_running_loop()
+
+
+@pytest.fixture
+def on_loop(engine_loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, T]], T]:
+    """Run one coroutine (seeding) on the engine's loop, from a sync test."""
+    return engine_loop.run_until_complete
+
+
+@pytest.fixture
+def shoot(snap_compare: Any, snapshot_engine: Engine, engine_loop: asyncio.AbstractEventLoop) -> Shoot:
+    """``shoot(size, run_before)``: the console over ``snapshot_engine``, compared with its SVG."""
+
+    def take(size: tuple[int, int], run_before: Callable[[Pilot[Any]], Awaitable[None]] | None = None) -> bool:
+        app = console_app(snapshot_engine)
+        # See the module docstring: the app must run on the loop the engine was opened on.
+        app.run = partial(BakongConsoleApp.run, app, loop=engine_loop)  # type: ignore[method-assign]
+
+        async def before(pilot: Pilot[Any]) -> None:
+            await settled(pilot, snapshot_engine)
+            if run_before is not None:
+                await run_before(pilot)
+            await settled(pilot, snapshot_engine)
+            await still(pilot)
+
+        return bool(snap_compare(app, terminal_size=size, run_before=before))
+
+    return take
+
+
+async def settled(pilot: Pilot[Any], engine: Engine) -> None:
+    """``quiet`` with fewer rounds: each Pilot pause waits for the process to go idle (a tenth
+    of a second), and twelve snapshots pay for every one of them."""
+    for _ in range(2):
+        await workers_done(pilot.app)
+        await settle(engine)
+        await pilot.pause()
+    await workers_done(pilot.app)

@@ -131,7 +131,7 @@ async def test_resolve_needs_review_with_a_reason(engine: Engine, clock: ManualC
         await wait_until(pilot, lambda: "review" in app.state.alerts, what="the review alert")
         assert app.state.alerts["review"].message == "1 payment needs review"
 
-        await pilot.press("r")
+        await pilot.press("R")
         await wait_until(pilot, lambda: isinstance(app.screen, ResolveDialog), what="the resolve dialog")
         dialog = app.screen
         await pilot.click("#resolve-accept")

@@ -71,7 +71,7 @@ async def test_replay_a_given_up_delivery_then_disable_enable_and_recover(
         assert f"#{MAX_ATTEMPTS} " in shown(attempts) and "backend down" in shown(attempts)
 
         # Replay: queued again at once, sent with the same webhook-id, delivered this time.
-        await pilot.press("r")
+        await pilot.press("p")
         await wait_until(pilot, lambda: len(receiver.requests) == MAX_ATTEMPTS + 1, what="the replayed message")
         await settle(engine)
         delivery = await engine.webhooks.get_delivery(failed.id)

@@ -35,7 +35,7 @@ PAYMENT_ACTION_BINDINGS: list[BindingType] = [
     Binding("v", "show_qr", "QR", id="payment.show_qr"),
     Binding("c", "check_now", "Says paid", id="payment.check_now"),
     Binding("x", "cancel_payment", "Cancel", id="payment.cancel"),
-    Binding("r", "resolve", "Resolve", id="payment.resolve"),
+    Binding("R", "resolve", "Resolve", id="payment.resolve"),
 ]
 
 _NEEDS_PAYMENT = {"show_qr", "check_now", "cancel_payment", "resolve", "sandbox_pay"}

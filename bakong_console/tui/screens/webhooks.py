@@ -99,7 +99,7 @@ class WebhooksScreen(Screen[None]):
     app: ConsoleContext  # type: ignore[assignment]
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "replay", "Replay delivery", id="webhooks.replay"),
+        Binding("p", "replay", "Replay delivery", id="webhooks.replay"),
         Binding("R", "recover", "Recover endpoint", id="webhooks.recover"),
         Binding("e", "toggle_endpoint", "Enable/disable", id="webhooks.toggle_endpoint"),
         Binding("f", "toggle_failed", "Failed/all", id="webhooks.failed_only"),
