@@ -256,4 +256,3 @@ class BakongClient(TransactionLookups):
                 f"requests left today{expiry}."
             )
         return Diagnosis(kind, sentence, requests_spent=spent)
-

@@ -55,6 +55,7 @@ Auth = Literal["required", "optional", "none"]
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
+
 class RequestPipeline:
     """Sends one request to one Bakong endpoint: budgeted, timed, mapped into ``engine.errors``, retried."""
 

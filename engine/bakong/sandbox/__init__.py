@@ -5,7 +5,8 @@
 ``httpx.ASGITransport(app)``. ``SandboxControl`` drives a running one (pay, faults, stats).
 """
 
-from engine.bakong.sandbox.app import PAYER_ACCOUNTS, BakongSandbox, create_sandbox_app
+from engine.bakong.sandbox.app import BakongSandbox, create_sandbox_app
+from engine.bakong.sandbox.bank_app import PAYER_ACCOUNTS
 from engine.bakong.sandbox.control import DEFAULT_SANDBOX_URL, SandboxControl
 from engine.bakong.sandbox.faults import LIST_ITEM_LAYOUTS, MALFORMED_KINDS, SandboxFaults
 from engine.bakong.sandbox.server import ThreadedServer, serve_forever
