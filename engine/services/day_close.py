@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 
 from engine import events as ev
 from engine.clock import Clock
@@ -29,6 +29,15 @@ __all__ = ["DayCloseService"]
 _REASON_LIMIT = 500
 
 
+def _frozen(report: DayReport, *, at: datetime, actor: Actor, force: bool, reason: str | None) -> DayClose:
+    """The close of ``report``'s day as ``actor`` makes it at ``at``."""
+    return DayClose(
+        day=report.day, closed_at=at, closed_by=str(actor), forced=force, reason=reason, totals=report.totals,
+        terminals=report.terminals, statuses=report.statuses, open_items=report.open_items,
+        adjustments=report.adjustments_in,
+    )  # fmt: skip
+
+
 class DayCloseService:
     def __init__(self, storage: Storage, reports: ReportService, *, clock: Clock) -> None:
         self.storage = storage
@@ -41,6 +50,13 @@ class DayCloseService:
         landing = await repo.adjustments_landing(tx, report.day)
         after = await repo.adjustments_after(tx, close) if close is not None else ()
         return replace(report, close=close, adjustments_in=landing, adjustments_out=after)
+
+    def preview(self, report: DayReport, *, actor: Actor, force: bool = False, reason: str | None = None) -> DayClose:
+        """What ``close`` would freeze of ``report`` if ``actor`` closed its day now (its Z report
+        before the close; nothing is written). A closed day's report answers its frozen close."""
+        if report.close is not None:
+            return report.close
+        return _frozen(report, at=self.clock.now(), actor=actor, force=force, reason=(reason or "").strip() or None)
 
     async def close(self, day: date | None = None, *, actor: Actor, force: bool = False, reason: str | None = None) -> DayClose:
         """Close ``day`` (today by default): freeze its totals, emit ``day.closed``.
@@ -67,11 +83,7 @@ class DayCloseService:
                 "decide them, or close with --force --reason"
             )
         async with self.storage.transaction() as tx:
-            close = DayClose(
-                day=report.day, closed_at=tx.now, closed_by=str(actor), forced=force, reason=why, totals=report.totals,
-                terminals=report.terminals, statuses=report.statuses, open_items=report.open_items,
-                adjustments=report.adjustments_in,
-            )  # fmt: skip
+            close = _frozen(report, at=tx.now, actor=actor, force=force, reason=why)
             await repo.insert_close(tx, close)
             data = repo.close_json(close)
             await audit(tx, actor, "day.close", "day", close.day.isoformat(), after=data, reason=why)

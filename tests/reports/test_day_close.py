@@ -74,6 +74,26 @@ async def test_refused_while_payments_wait_then_forced_with_a_reason(storage: St
         await closer.close(date(2026, 1, 17), actor=OWNER)
 
 
+async def test_preview_is_what_the_close_freezes_and_writes_nothing(storage: Storage, closer: DayCloseService, clock: ManualClock) -> None:
+    await seed_day(storage)
+    clock.set(utc(2026, 1, 16, 3, 0))
+    report = await closer.reports.day(DAY)
+
+    draft = closer.preview(report, actor=OWNER)
+    forced = closer.preview(report, actor=OWNER, force=True, reason="  by phone ")
+
+    assert (draft.closed_at, draft.closed_by, draft.forced, draft.reason) == (utc(2026, 1, 16, 3, 0), "cli:owner", False, None)
+    assert (forced.forced, forced.reason) == (True, "by phone")
+    assert [(t.currency, t.payments, t.paid_count, t.paid_minor) for t in draft.totals] == EXPECTED_TOTALS
+    assert await closed_days(storage) == 0 and await day_closed_events(storage) == []
+
+    close = await closer.close(DAY, actor=OWNER, force=True, reason="by phone")
+    assert close == forced
+    clock.set(utc(2026, 1, 16, 5, 0))
+    again = closer.preview(await closer.reports.day(DAY), actor=Actor(ActorType.CASHIER, "sok"))
+    assert again == close, "a closed day previews as frozen, by whom and when it was closed"
+
+
 async def test_a_resolve_after_the_close_is_an_adjustment_on_the_next_open_day(
     storage: Storage, closer: DayCloseService, clock: ManualClock
 ) -> None:

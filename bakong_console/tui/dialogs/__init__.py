@@ -1,1 +1,1 @@
-"""Modal dialogs: resolve with a reason, confirm a cancel, show a QR, show an unexpected error."""
+"""Modal dialogs: resolve with a reason, confirm a cancel, show a QR, close a day (Z report), show an unexpected error."""

@@ -4,8 +4,9 @@ Today by default (``[`` and ``]`` move a day back and forth, ``t`` comes back to
 totals per currency, the status mix, the median time to paid, the Bakong requests used against
 the budget with their hours, reconciliation with Bakong, payments by hour beside last week's,
 paid per day over the last 30 days with last week's ghost line, per terminal and per cashier,
-and what still waits for a decision. ``z`` closes the day (the Z report) through
-``DayCloseDialog``.
+and what still waits for a decision. ``z`` opens ``DayCloseDialog`` for the day on screen: its Z
+report, and the close itself (or, once closed, its frozen report); after a close the screen
+re-reads the day, which then shows as closed.
 
 Everything is read through the engine's report service (``engine.reports.day`` and
 ``last_days``: GROUP BYs, never the payments themselves) in one async worker. The screen follows
@@ -27,12 +28,13 @@ from textual.timer import Timer
 from textual.widgets import Footer, Sparkline, Static
 
 from bakong_console.tui.context import ConsoleContext
+from bakong_console.tui.dialogs.day_close import DayCloseDialog
 from bakong_console.tui.widgets.alerts import AlertBar
 from bakong_console.tui.widgets.header import EngineHeader
 from bakong_console.tui.widgets.report_charts import DailyPaymentsChart, HourlyPaymentsChart
 from bakong_console.tui.widgets.report_panels import day_title, facts_text, group_table, open_items_text, status_mix_text, totals_text
 from bakong_console.tui.work import engine_work
-from engine.report_records import DayPoint, DayReport
+from engine.report_records import DayClose, DayPoint, DayReport
 
 __all__ = ["TREND_DAYS", "ReportsScreen"]
 
@@ -49,6 +51,7 @@ class ReportsScreen(Screen[None]):
         Binding("left_square_bracket", "previous_day", "Day before", id="reports.previous_day"),
         Binding("right_square_bracket", "next_day", "Day after", id="reports.next_day"),
         Binding("t", "today", "Today", id="reports.today"),
+        Binding("z", "close_day", "Close day (Z)", id="reports.close_day"),
     ]
 
     #: Real seconds between the first engine event of a burst and the re-read it causes.
@@ -123,6 +126,19 @@ class ReportsScreen(Screen[None]):
     def action_today(self) -> None:
         self.show_day(None)
 
+    # --- closing ----------------------------------------------------------------------------------
+
+    def action_close_day(self) -> None:
+        """Open the close-day dialog (the Z report) for the day on screen."""
+        self.app.push_screen(DayCloseDialog(self.shown_day), self._day_closed)
+
+    def _day_closed(self, close: DayClose | None) -> None:
+        if close is None:
+            return
+        forced = " by force" if close.forced else ""
+        self.notify(f"{close.day.isoformat()} closed{forced} by {close.closed_by}: its totals are frozen.", title="Day closed")
+        self.load()
+
     # --- live -------------------------------------------------------------------------------------
 
     def _engine_changed(self, _change: object) -> None:
@@ -155,7 +171,7 @@ class ReportsScreen(Screen[None]):
         self.loads += 1
         today = self.app.engine.reports.today()
         title = day_title(report, today)
-        title.append("   [ ] day · t today", style="dim")
+        title.append("   [ ] day · t today · z close", style="dim")
         self.query_one("#reports-title", Static).update(title)
         self.query_one("#reports-totals", Static).update(totals_text(report))
         self.query_one("#reports-statuses", Static).update(status_mix_text(report))
