@@ -92,7 +92,7 @@ async def test_waiting_payments_need_force_and_a_reason_and_a_refusal_writes_not
         assert dialog.day == TODAY
         waiting = text_of(dialog, "#close-waiting")
         assert "1 payment needs a decision" in waiting
-        assert "PENDING" in waiting and "still waiting for the payer today: it turns PAID or expires by itself" in waiting
+        assert "PENDING" in waiting and "the payer may still pay: wait until it is paid or expired" in waiting
         assert pending.id in text_of(dialog, "#close-preview")
         assert app.focused is dialog.query_one("#close-force", Checkbox)
         assert dialog.query_one("#close-reason", Input).disabled

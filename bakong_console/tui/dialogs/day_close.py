@@ -54,13 +54,12 @@ def _what_to_do(status: str, n: int, *, today: bool) -> str:
     one = n == 1
     them = "it" if one else "them"
     if status == "NEEDS_REVIEW":
-        return f"amount, currency or account differ: resolve {them} (R on the board)"
+        return f"amount or account differ: resolve {them} (R on the board)"
     if status == "PAID_LATE":
-        return f"paid after the QR expired: accept or reject {them} (R on the board)"
+        return f"paid after expiry: accept or reject {them} (R on the board)"
     if today:
-        turns = "it turns PAID or expires by itself" if one else "they turn PAID or expire by themselves"
-        return f"still waiting for the payer today: {turns}; close after that"
-    return f"still checked with Bakong until {'it expires' if one else 'they expire'}; wait, or cancel {them} (x on the board)"
+        return f"the payer may still pay: wait until {'it is' if one else 'they are'} paid or expired"
+    return f"checked until {'it expires' if one else 'they expire'}: wait, or cancel {them} (x on the board)"
 
 
 def decisions_text(report: DayReport, today: date) -> Text:
@@ -98,18 +97,22 @@ class DayCloseDialog(ModalScreen[DayClose | None]):
             with Horizontal(id="close-columns"):
                 with VerticalScroll(id="close-preview-box"):
                     yield Static("Reading the day…", id="close-preview", markup=False)
-                with VerticalScroll(id="close-side"), Form():
-                    yield Static("", id="close-who")
-                    yield Static("", id="close-waiting")
-                    yield Checkbox("Close anyway (force)", id="close-force", compact=True)
-                    yield Input(placeholder="reason (required to force)", id="close-reason", max_length=REASON_LIMIT, compact=True)
-                    yield Static("", id="close-reason-error", classes="field-error")
-                    yield Static("", id="close-error", classes="field-error")
-                    with Horizontal(classes="dialog-buttons"):
-                        yield Button("Close the day", id="close-confirm", variant="warning", compact=True)
-                        yield Button("Back", id="close-back", compact=True)
+                with Vertical(id="close-side"):
+                    # What the operator reads scrolls; what they decide with stays in sight below it.
+                    with VerticalScroll(id="close-info"):
+                        yield Static("", id="close-who")
+                        yield Static("", id="close-waiting")
+                    with Form(id="close-decision"):
+                        yield Checkbox("Close anyway (force)", id="close-force", compact=True)
+                        yield Input(placeholder="reason (required to force)", id="close-reason", max_length=REASON_LIMIT, compact=True)
+                        yield Static("", id="close-reason-error", classes="field-error")
+                        yield Static("", id="close-error", classes="field-error")
+                        with Horizontal(classes="dialog-buttons"):
+                            yield Button("Close the day", id="close-confirm", variant="warning", compact=True)
+                            yield Button("Back", id="close-back", compact=True)
 
     def on_mount(self) -> None:
+        self._say("")
         self._show_controls(closing=False, forcing=False)
         self.query_one("#close-back", Button).focus()
         self.load()
@@ -152,12 +155,12 @@ class DayCloseDialog(ModalScreen[DayClose | None]):
         else:
             said = Text("To be closed by ", style="bold")
             said.append(str(self.app.actor))
-            said.append(" (this console's operator)", style="dim")
-            if report.day == today:
-                said.append("\nToday is not over: later payments of today stay out of this close.", style="dim")
+            said.append(" (this console)", style="dim")
+            forcing = bool(waiting_counts(report))
+            if report.day == today and not forcing:
+                said.append("\nToday is not over: later payments stay out of this close.", style="dim")
             who.update(said)
             waiting.update(decisions_text(report, today))
-            forcing = bool(waiting_counts(report))
             self._show_controls(closing=True, forcing=forcing)
             self.query_one("#close-force" if forcing else "#close-confirm").focus()
         self._show_preview()
@@ -181,8 +184,10 @@ class DayCloseDialog(ModalScreen[DayClose | None]):
     def _say(self, message: str, *, field: str | None = None) -> None:
         """Show ``message`` by the reason field (``field="reason"``) or under the controls."""
         by_reason = field == "reason"
-        self.query_one("#close-reason-error", Static).update(message if by_reason else "")
-        self.query_one("#close-error", Static).update("" if by_reason else message)
+        for selector, shown in (("#close-reason-error", by_reason), ("#close-error", not by_reason)):
+            line = self.query_one(selector, Static)
+            line.update(message if shown else "")
+            line.display = bool(message) and shown
 
     # --- deciding ---------------------------------------------------------------------------------
 
