@@ -51,6 +51,10 @@ from fastapi import Depends, Request, Response
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# At module level: the routes' annotations (``Principal``, ``Response``) must resolve from here.
+from bakong_console.api.responses import ok  # noqa: E402
+from bakong_console.api.security import Principal, require  # noqa: E402
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -177,12 +181,23 @@ async def _measure(
     return json.loads(out)
 
 
+def add_bench_routes(app: Any) -> None:
+    """``/bench/ping`` (no key) and ``/bench/keyed-ping`` (``payments:read``) on ``app``."""
+
+    async def ping(request: Request) -> Response:
+        return ok(request, {"pong": True})
+
+    async def keyed_ping(request: Request, principal: Principal = Depends(require("payments:read"))) -> Response:  # noqa: B008
+        return ok(request, {"pong": True})
+
+    app.add_api_route("/bench/ping", ping, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/bench/keyed-ping", keyed_ping, methods=["GET"], include_in_schema=False)
+
+
 async def bench_database(name: str, url: str, args: argparse.Namespace, *, workers: bool) -> list[tuple[str, dict[str, Any]]]:
     import uvicorn
 
     from bakong_console.api import create_app
-    from bakong_console.api.responses import ok
-    from bakong_console.api.security import Principal, require
     from bakong_console.api.server import uvicorn_config
     from engine.config import Settings
     from engine.crypto import generate_key_spec
@@ -198,15 +213,7 @@ async def bench_database(name: str, url: str, args: argparse.Namespace, *, worke
     )
     async with Engine.open(settings, migrate=True, run_workers=workers) as engine:
         app = create_app(engine)
-
-        async def ping(request: Request) -> Response:
-            return ok(request, {"pong": True})
-
-        async def keyed_ping(request: Request, principal: Principal = Depends(require("payments:read"))) -> Response:  # noqa: B008
-            return ok(request, {"pong": True})
-
-        app.add_api_route("/bench/ping", ping, methods=["GET"], include_in_schema=False)
-        app.add_api_route("/bench/keyed-ping", keyed_ping, methods=["GET"], include_in_schema=False)
+        add_bench_routes(app)
         _, key = await engine.api_keys.create("bench", None, actor=Actor(ActorType.CLI, "bench"))
         md5s = []
         for i in range(200):
