@@ -30,6 +30,7 @@ from bakong_console.api.metrics import ApiMetrics
 from bakong_console.api.problems import FieldError, Problem, install_problem_handlers
 from bakong_console.api.ratelimit import Limiter, build_limiter
 from bakong_console.api.routes import cards, payments, subscriptions, system
+from bakong_console.api.routing import ApiRoute
 from bakong_console.api.security import SECURITY_SCHEMES, ClientAddress, required_scope
 from bakong_console.web.app import make_context, web_mounts
 from engine.config import ApiSettings
@@ -98,11 +99,14 @@ def create_app(engine: Engine, *, limiter: Limiter | None = None) -> FastAPI:
         addresses=ClientAddress(settings.trusted_proxies),
         readout=HealthReadout(engine.storage),
     )
+    app.router.route_class = ApiRoute  # routes added to the app itself are dispatched alike
     install_problem_handlers(app)
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     routers = (payments.router, cards.router, subscriptions.router, system.router)
     for router in routers:
-        app.include_router(router)
+        # The routes themselves, not the router: an included router is matched route by route
+        # twice per request (once to match, once to dispatch), a plain route once.
+        app.router.routes.extend(router.routes)
     # The payer's pages (/pay): plain HTML, their own headers and error pages, no API key.
     app.state.web = make_context(engine, client_address=app.state.api.addresses.of)
     app.router.routes.extend(web_mounts(app.state.web))

@@ -1,27 +1,24 @@
-"""The shared success shape, the exact-JSON request parsing, and the records as the API shows them.
+"""The shared success shape and the records as the API shows them.
 
 ``ok()`` answers ``{"data": ..., "meta": {"request_id": ...}}`` (plus any extra meta) with the
-rate-limit headers of the key that asked. ``ExactJSONRoute`` parses request bodies with every
-JSON number as a ``Decimal`` so ``12.35`` arrives as exactly 12.35, and refuses ``NaN`` and
-``Infinity`` (Python's json module would otherwise accept them).
+rate-limit headers of the key that asked. (Request bodies are parsed by ``routing.ApiRoute``.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 
 from bakong_console.api.problems import rate_headers
 from engine.money import to_major
 from engine.records import Event, Payment
 
-__all__ = ["ExactJSONRoute", "event_data", "iso", "ok", "payment_data"]
+__all__ = ["event_data", "iso", "ok", "payment_data"]
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -90,31 +87,3 @@ def ok(
         media_type="application/json",
         headers=out,
     )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not a number JSON allows", name, 0)
-
-
-class _ExactJSONRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            body = await self.body()
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
-            self._json = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-        return self._json
-
-
-class ExactJSONRoute(APIRoute):
-    """A route whose JSON body numbers are exact decimals."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def exact_handler(request: Request) -> Response:
-            return await handler(_ExactJSONRequest(request.scope, request.receive))
-
-        return exact_handler

@@ -14,12 +14,13 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from bakong_console.api.problems import rate_headers
 from bakong_console.api.routes.payments import PaymentId, PaymentsReader
+from bakong_console.api.routing import ApiRoute
 from bakong_console.api.security import keyed_problems
 from engine.services.cards import render_payment_card
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ApiRoute)
 
 CACHE_CONTROL = "private, max-age=86400"
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 
-from bakong_console.api.responses import ExactJSONRoute, ok, payment_data
+from bakong_console.api.responses import ok, payment_data
 from bakong_console.api.schemas import (
     MD5,
     TEXT_PATTERN,
@@ -23,6 +23,7 @@ from bakong_console.api.schemas import (
     PaymentCreate,
     PaymentOut,
 )
+from bakong_console.api.routing import ApiRoute
 from bakong_console.api.security import Principal, keyed_problems, require
 from engine.clock import utc
 from engine.services.payments import PaymentFilter
@@ -33,7 +34,7 @@ from engine.services.checkout import check_redirect_url
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ExactJSONRoute)
+router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ApiRoute)
 
 # The caller, admitted with the scope a route needs (and documented with ``keyed_problems``).
 PaymentsReader = Annotated[Principal, Depends(require("payments:read"))]

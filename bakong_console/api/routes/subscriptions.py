@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 
-from bakong_console.api.responses import ExactJSONRoute, iso, ok, payment_data
+from bakong_console.api.responses import iso, ok, payment_data
 from bakong_console.api.schemas import (
     TEXT_PATTERN,
     Envelope,
@@ -25,13 +25,14 @@ from bakong_console.api.schemas import (
     SubscriptionUpgrade,
     UpgradeOut,
 )
+from bakong_console.api.routing import ApiRoute
 from bakong_console.api.security import Principal, keyed_problems, require
 from engine.money import to_major
 from engine.records import Payment, Plan, ProrationQuote, SubscriptionInvoice, SubscriptionView
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"], route_class=ExactJSONRoute)
+router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"], route_class=ApiRoute)
 
 # The caller, admitted with the scope a route needs (and documented with ``keyed_problems``).
 SubscriptionsReader = Annotated[Principal, Depends(require("subscriptions:read"))]

@@ -14,12 +14,13 @@ from bakong_console.api.metrics import MetricsText
 from bakong_console.api.problems import PROBLEM_TYPES, problem_type, problems
 from bakong_console.api.responses import iso, event_data, ok
 from bakong_console.api.schemas import Envelope, EventOut, EventsMeta, EventType, Health, ProblemType
+from bakong_console.api.routing import ApiRoute
 from bakong_console.api.security import Principal, keyed_problems, require
 from engine.errors import BakongConsoleError, NotFound
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(route_class=ApiRoute)
 
 MAX_SEQUENCE = 2**63 - 1
 
