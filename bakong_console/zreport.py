@@ -13,7 +13,7 @@ from typing import Any
 
 from bakong_console.times import local_time
 from engine.money import format_amount
-from engine.report_records import DayClose
+from engine.report_records import OPEN_STATUSES, DayClose
 
 __all__ = ["WIDTH", "close_csv", "receipt"]
 
@@ -39,12 +39,16 @@ def receipt(c: DayClose) -> str:
     lines += [thin, "STATUS MIX"]
     lines += [_pair(f"{s.status} {s.currency} {s.count}", format_amount(s.amount_minor, s.currency)) for s in c.statuses] or ["-"]
     if c.open_items:
-        lines += [thin, f"OPEN AT CLOSE ({len(c.open_items)})"]
-        lines += [_pair(f"{o.payment_id} {o.status}", format_amount(o.amount_minor, o.currency)) for o in c.open_items]
+        # a payment id takes most of a line: it stands alone, its status and amount below it
+        waiting = sum(s.count for s in c.statuses if s.status in OPEN_STATUSES)
+        shown = len(c.open_items)
+        lines += [thin, f"OPEN AT CLOSE ({shown})" if waiting <= shown else f"OPEN AT CLOSE (oldest {shown} of {waiting})"]
+        for o in c.open_items:
+            lines += [o.payment_id[:WIDTH], _pair(f"  {o.status}", format_amount(o.amount_minor, o.currency))]
     if c.adjustments:
         lines += [thin, "ADJUSTMENTS TO CLOSED DAYS"]
         for a in c.adjustments:
-            lines += [_pair(f"{a.payment_day.isoformat()} {a.payment_id}", format_amount(a.amount_minor, a.currency))]
+            lines += [a.payment_id[:WIDTH], _pair(f"  of {a.payment_day.isoformat()}", format_amount(a.amount_minor, a.currency))]
     lines.append(rule)
     return "\n".join(lines)
 
