@@ -19,6 +19,10 @@ server has the other) holding 50 keep-alive connections that each send their nex
 the previous answer arrives. Targets (issue 19, workers on, 50 connections): PostgreSQL create
 >= 900/s and status >= 2,000/s, SQLite create >= 900/s and status >= 1,800/s, p99 < 150 ms.
 
+Beside requests per second and latency, each line shows the server process's CPU time per
+answered request (warm-up included; with the workers on, their CPU too): the figure that holds
+still when neighbours on a shared machine take the CPUs and requests per second wander.
+
 ``--target URL --key KEY`` aims the same load at a server already running elsewhere (another
 implementation, or a `serve` started by hand): create, then status on payments it created
 (their ``md5`` read from the create answers' ``data.md5`` or ``md5``), and ``--keyed-path`` if
@@ -116,6 +120,7 @@ def _requests(mode: str, key: str, md5s: list[str], worker: int, *, host_name: s
 
 async def _load(args: argparse.Namespace) -> dict[str, Any]:
     md5s = args.md5s.split(",") if args.md5s else []
+    answered = 0  # warm-up included: what the server's CPU time is divided by
     # warm-up: a second of traffic that is not counted
     for seconds, counted in ((args.warmup, False), (args.seconds, True)):
         latencies: list[float] = []
@@ -133,9 +138,11 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
         elapsed = time.perf_counter() - started
+        answered += len(latencies)
     latencies.sort()
     return {
         "requests": len(latencies),
+        "answered": answered,
         "rps": len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
@@ -168,7 +175,15 @@ def _free_port() -> int:
 
 
 async def _measure(
-    port: int, mode: str, key: str, md5s: list[str], args: argparse.Namespace, *, host: str = "127.0.0.1", keyed_path: str = "/bench/keyed-ping"
+    port: int,
+    mode: str,
+    key: str,
+    md5s: list[str],
+    args: argparse.Namespace,
+    *,
+    host: str = "127.0.0.1",
+    keyed_path: str = "/bench/keyed-ping",
+    measure_cpu: bool = True,
 ) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", "--host", host, "--port", str(port), "--keyed-path", keyed_path,
@@ -177,8 +192,13 @@ async def _measure(
         "--concurrency", str(args.concurrency),
         stdout=subprocess.PIPE,
     )  # fmt: skip
+    cpu = time.process_time()
     out, _ = await proc.communicate()
-    return json.loads(out)
+    cpu = time.process_time() - cpu
+    result = json.loads(out)
+    if measure_cpu:  # this process is the server: its CPU per answered request (workers included)
+        result["cpu_us"] = 1e6 * cpu / max(1, result["answered"])
+    return result
 
 
 def add_bench_routes(app: Any) -> None:
@@ -277,14 +297,15 @@ def report(name: str, results: list[tuple[str, dict[str, Any]]]) -> None:
     ceiling = dict(results).get("ping", {}).get("rps")
     targets = next((t for db, t in TARGETS.items() if name.startswith(db)), {})
     print(f"\n{name}")
-    print(f"  {'endpoint':34} {'req/s':>8} {'of ceiling':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"  {'endpoint':34} {'req/s':>8} {'of ceiling':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU µs/req':>10}")
     for mode, r in results:
         share = f"{r['rps'] / ceiling:10.0%}" if ceiling else f"{'-':>10}"
         target = ""
         if mode in targets:
             met = r["rps"] >= targets[mode] and r["p99_ms"] < P99_TARGET_MS
             target = f" (target {targets[mode]}/s, p99 < {P99_TARGET_MS:g} ms: {'met' if met else 'MISSED'})"
-        print(f"  {LABELS[mode]:34} {r['rps']:8.0f} {share} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d}{target}")
+        cpu = f"{r['cpu_us']:10.0f}" if "cpu_us" in r else f"{'-':>10}"
+        print(f"  {LABELS[mode]:34} {r['rps']:8.0f} {share} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} {cpu}{target}")
         if r["errors"]:
             print(f"    error statuses: {r['error_statuses']}")
 
@@ -307,10 +328,10 @@ async def bench_target(args: argparse.Namespace) -> list[tuple[str, dict[str, An
                 md5s.append(md5)
     results = []
     if args.keyed_path:
-        results.append(("keyed", await _measure(port, "keyed", args.key, [], args, host=host, keyed_path=args.keyed_path)))
-    results.append(("create", await _measure(port, "create", args.key, [], args, host=host)))
+        results.append(("keyed", await _measure(port, "keyed", args.key, [], args, host=host, keyed_path=args.keyed_path, measure_cpu=False)))
+    results.append(("create", await _measure(port, "create", args.key, [], args, host=host, measure_cpu=False)))
     if md5s:
-        results.append(("status", await _measure(port, "status", args.key, md5s, args, host=host)))
+        results.append(("status", await _measure(port, "status", args.key, md5s, args, host=host, measure_cpu=False)))
     return results
 
 
