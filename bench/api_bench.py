@@ -46,11 +46,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,6 +60,9 @@ sys.path.insert(0, str(ROOT))
 # At module level: the routes' annotations (``Principal``, ``Response``) must resolve from here.
 from bakong_console.api.responses import ok  # noqa: E402
 from bakong_console.api.security import Principal, require  # noqa: E402
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -214,11 +219,11 @@ def add_bench_routes(app: Any) -> None:
     app.add_api_route("/bench/keyed-ping", keyed_ping, methods=["GET"], include_in_schema=False)
 
 
-async def bench_database(name: str, url: str, args: argparse.Namespace, *, workers: bool) -> list[tuple[str, dict[str, Any]]]:
-    import uvicorn
-
+@asynccontextmanager
+async def benched_api(url: str, *, workers: bool) -> AsyncIterator[tuple[Settings, FastAPI, str, list[str]]]:
+    """The API on a fresh engine at ``url`` (rate limit out of the way) with the bench routes:
+    (settings, app, an API key with every scope, the md5s of 200 payments to ask the status of)."""
     from bakong_console.api import create_app
-    from bakong_console.api.server import uvicorn_config
     from engine.config import Settings
     from engine.crypto import generate_key_spec
     from engine.records import Actor, ActorType
@@ -231,14 +236,24 @@ async def bench_database(name: str, url: str, args: argparse.Namespace, *, worke
         security=replace(base.security, data_key=generate_key_spec("bench")),
         api=replace(base.api, rate_limit_per_minute=10**9),
     )
+    bench = Actor(ActorType.CLI, "bench")
     async with Engine.open(settings, migrate=True, run_workers=workers) as engine:
         app = create_app(engine)
         add_bench_routes(app)
-        _, key = await engine.api_keys.create("bench", None, actor=Actor(ActorType.CLI, "bench"))
-        md5s = []
-        for i in range(200):
-            created = await engine.payments.initiate(f"{i + 1}.00", "USD", actor=Actor(ActorType.CLI, "bench"))
-            md5s.append(created.payment.md5)
+        try:
+            _, key = await engine.api_keys.create("bench", None, actor=bench)
+            md5s = [(await engine.payments.initiate(f"{i + 1}.00", "USD", actor=bench)).payment.md5 for i in range(200)]
+            yield settings, app, key, md5s
+        finally:
+            await app.state.api.aclose()
+
+
+async def bench_database(name: str, url: str, args: argparse.Namespace, *, workers: bool) -> list[tuple[str, dict[str, Any]]]:
+    import uvicorn
+
+    from bakong_console.api.server import uvicorn_config
+
+    async with benched_api(url, workers=workers) as (settings, app, key, md5s):
         port = _free_port()
         server = uvicorn.Server(uvicorn_config(app, settings.api, host="127.0.0.1", port=port))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -252,7 +267,6 @@ async def bench_database(name: str, url: str, args: argparse.Namespace, *, worke
         finally:
             server.should_exit = True
             await task
-            await app.state.api.aclose()
     return results
 
 

@@ -30,14 +30,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_bench import _drop_pg, _pg_database, add_bench_routes  # noqa: E402
+from bench.api_bench import _drop_pg, _pg_database, benched_api  # noqa: E402
 
 MODES = ("ping", "keyed", "status", "create")
 
@@ -119,25 +118,7 @@ async def _batch(request: Callable[..., Awaitable[int]], mode: str, n: int, key:
 
 
 async def bench_database(url: str, args: argparse.Namespace) -> dict[str, float]:
-    from bakong_console.api import create_app
-    from engine.config import Settings
-    from engine.crypto import generate_key_spec
-    from engine.records import Actor, ActorType
-    from engine.runtime import Engine
-
-    base = Settings()
-    settings = replace(
-        base,
-        database=replace(base.database, url=url),
-        security=replace(base.security, data_key=generate_key_spec("bench")),
-        api=replace(base.api, rate_limit_per_minute=10**9),
-    )
-    bench = Actor(ActorType.CLI, "bench")
-    async with Engine.open(settings, migrate=True, run_workers=False) as engine:
-        app = create_app(engine)
-        add_bench_routes(app)
-        _, key = await engine.api_keys.create("bench", None, actor=bench)
-        md5s = [(await engine.payments.initiate(f"{i + 1}.00", "USD", actor=bench)).payment.md5 for i in range(200)]
+    async with benched_api(url, workers=False) as (_, app, key, md5s):
         request, close = _requester(app, args.client)
         results: dict[str, float] = {}
         try:
@@ -155,13 +136,12 @@ async def bench_database(url: str, args: argparse.Namespace) -> dict[str, float]
                 profiler.dump_stats(args.profile)
         finally:
             await close()
-            await app.state.api.aclose()
     return results
 
 
 async def main(args: argparse.Namespace) -> None:
     print(f"CPU per request in-process ({args.client}), median of {args.runs} batches of {args.requests} (create: a quarter)")
-    targets: list[tuple[str, str | None]] = []
+    targets: list[tuple[str, str]] = []
     tmp = tempfile.TemporaryDirectory()
     if args.only in (None, "sqlite"):
         targets.append(("SQLite", f"sqlite+aiosqlite:///{tmp.name}/cpu.db"))
