@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from engine.db import sqlite_driver
@@ -140,6 +140,8 @@ class Database:
             options = conn.get_execution_options()
             if options.get("bc_autocommit", False):
                 return  # the driver runs each statement in its own implicit transaction
+            if conn.connection.driver_connection.in_transaction:
+                return  # begun on the driver already (``write_connection``): the session joins it
             conn.exec_driver_sql("BEGIN" if options.get("bc_read_only", False) else "BEGIN IMMEDIATE")
 
     @asynccontextmanager
@@ -147,6 +149,32 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error."""
         async with storage_errors(self), self._writer(), self._session(self.sessions) as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[WriteConnection]:
+        """SQLite (a file): one write transaction on a pooled connection, begun (``BEGIN
+        IMMEDIATE``) and ended on the driver, with a session only if the work asks for one.
+
+        A transaction whose statements all run compiled on the driver (``Tx.execute``: a
+        payment's creation, its status changes, audit rows, events) then costs no ORM session:
+        no session object, no greenlet hop to begin, flush or commit. Committed on success,
+        rolled back on any error, like ``transaction()``."""
+        assert self.is_sqlite and not self.is_memory, "write_connection is for a SQLite file"
+        async with storage_errors(self), self._writer():
+            # Not ``async with engine.connect()``: its exit closes in a shielded task, a loop turn
+            # later (as ``_session`` explains); SQLite's close never waits, so close it now.
+            conn = await self.engine.connect()
+            try:
+                write = WriteConnection(conn, (await conn.get_raw_connection()).driver_connection)
+                await write.run(write.driver.fetchone, "BEGIN IMMEDIATE", ())
+                try:
+                    yield write
+                except BaseException:
+                    await write.end(commit=False)
+                    raise
+                await write.end(commit=True)
+            finally:
+                await conn.close()
 
     @asynccontextmanager
     async def _session(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
@@ -236,6 +264,58 @@ class Database:
         if self.is_sqlite:
             return f"sqlite:{parsed.database}"
         return f"postgresql://{parsed.host or ''}{':' + str(parsed.port) if parsed.port else ''}/{parsed.database}"
+
+
+class WriteConnection:
+    """A SQLite write transaction begun on the driver (``Database.write_connection``): its
+    driver connection for compiled statements, and a session on the same connection, made the
+    first time it is asked for."""
+
+    def __init__(self, conn: AsyncConnection, driver: sqlite_driver.Connection) -> None:
+        self.conn = conn
+        self.driver = driver
+        self._session: AsyncSession | None = None
+
+    @property
+    def made(self) -> AsyncSession | None:
+        """The session, if the work asked for one."""
+        return self._session
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            # Bound to this connection: its first statement "begins" a transaction SQLAlchemy
+            # does not know is open; the begin listener sees the driver in one and emits nothing.
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False, autoflush=False)
+        return self._session
+
+    async def run(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A driver call, its exceptions raised as SQLAlchemy's (as through a session)."""
+        try:
+            return await call(*args)
+        except DBAPIError:
+            raise
+        except Exception as exc:
+            raise DBAPIError.instance(None, None, exc, Exception, hide_parameters=True) from exc
+
+    async def end(self, *, commit: bool) -> None:
+        """Commit (or roll back) through the session if one was made, else on the driver. A
+        failed commit is rolled back: the connection goes back to the pool out of any transaction."""
+        session, self._session = self._session, None
+        try:
+            if session is not None:
+                try:
+                    if commit:
+                        await session.commit()  # flushes what is pending, then commits the connection
+                    else:
+                        await session.rollback()
+                finally:
+                    await session.close()
+            if self.driver.in_transaction:
+                await self.run(self.driver.commit if commit else self.driver.rollback)
+        finally:
+            if self.driver.in_transaction:
+                await self.driver.rollback()
 
 
 @asynccontextmanager

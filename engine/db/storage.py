@@ -17,7 +17,10 @@ and its events get their sequence at once. Transactions that never write an even
 ``events=False``.
 
 ``Tx.execute`` runs the hot writes (a payment's row and history, audit rows, events), compiled
-once, straight on the SQLite driver inside the session's transaction (see ``compiled``).
+once, straight on the SQLite driver inside the transaction (see ``compiled``). On a SQLite file
+a write transaction is begun and committed on the driver (``Database.write_connection``) and
+``Tx.session`` is made on the same connection only when the work asks for it: a payment's
+creation, made of compiled statements alone, pays for no ORM session (about a fifth of its CPU).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from sqlalchemy.sql import Executable
 from engine.clock import Clock
 from engine.crypto import DataCipher
 from engine.db.compiled import Compiled
-from engine.db.database import Database
+from engine.db.database import Database, WriteConnection
 from engine.ids import IdFactory
 from engine.records import Event
 
@@ -44,7 +47,8 @@ __all__ = ["Storage", "Tx"]
 
 @dataclass
 class Tx:
-    session: AsyncSession
+    #: The session, or (a SQLite write transaction) what makes one on first use: ``session``.
+    _session: AsyncSession | WriteConnection
     now: datetime
     ids: IdFactory
     cipher: DataCipher
@@ -59,6 +63,12 @@ class Tx:
     appended: list[str] = field(default_factory=list)
     _driver: Any = None  # SQLite: the transaction's own driver connection, once ``execute`` needed it
 
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session of this transaction (on SQLite, made the first time it is asked for)."""
+        held = self._session
+        return held.session if isinstance(held, WriteConnection) else held
+
     async def execute(self, statement: Executable, params: Mapping[str, Any]) -> SimpleNamespace | None:
         """Run one write (an INSERT for exactly ``params``' columns, or any statement with
         constant SQL) in this transaction; returns its RETURNING row, if any, as attributes.
@@ -67,7 +77,13 @@ class Tx:
         ORM's writes. On SQLite it runs compiled once, on the transaction's own connection. On
         PostgreSQL it runs through the session (asyncpg begins the transaction at the session's
         first statement, which a statement sent past the session could precede)."""
-        session = self.session
+        held = self._session
+        if isinstance(held, WriteConnection):  # SQLite, begun on the driver: a session only if made
+            session = held.made
+            if session is not None and (session.new or session.dirty or session.deleted):
+                await session.flush()
+            return await Compiled.of(self.db, statement, tuple(params)).fetchone(held.driver.fetchone, params)
+        session = held
         if session.new or session.dirty or session.deleted:
             await session.flush()
         if not self.db.is_sqlite:
@@ -105,14 +121,20 @@ class Storage:
         the events it appends are numbered inside its COMMIT, under the event-log lock;
         ``sequence_at_start=True`` takes that lock first instead and numbers each event at once
         (for a transaction that needs an event's sequence before it commits)."""
-        async with self.db.transaction() as session:
-            if events and sequence_at_start:
-                await self.db.lock_event_log(session)
-            tx = Tx(
-                session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
-                numbered_at_commit=events and self.db.is_postgres and not sequence_at_start,
-            )  # fmt: skip
-            yield tx
+        if self.db.is_sqlite and not self.db.is_memory:
+            # Begun on the driver, a session made only if the work asks for one (see write_connection)
+            async with self.db.write_connection() as write:
+                tx = Tx(write, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events)
+                yield tx
+        else:
+            async with self.db.transaction() as session:
+                if events and sequence_at_start:
+                    await self.db.lock_event_log(session)
+                tx = Tx(
+                    session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
+                    numbered_at_commit=events and self.db.is_postgres and not sequence_at_start,
+                )  # fmt: skip
+                yield tx
         if tx.appended:
             for listener in self._commit_listeners:
                 listener()
@@ -120,10 +142,10 @@ class Storage:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         async with self.db.read() as session:
-            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)
+            yield Tx(session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)
 
     @asynccontextmanager
     async def lookup(self) -> AsyncIterator[Tx]:
         """For one read statement: no BEGIN and COMMIT around it (see ``Database.lookup``)."""
         async with self.db.lookup() as session:
-            yield Tx(session=session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)
+            yield Tx(session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=False)

@@ -561,3 +561,98 @@ async def test_sqlite_tasks_of_a_few_statements_each_never_yield(sqlite_url: str
     assert took > 8 * sqlite_driver.SLICE_SECONDS  # enough work to have yielded under a per-turn slice
     assert lagged == 0
     await db.dispose()
+
+
+async def _sqlite_storage(sqlite_url: str, clock: ManualClock, *, busy_timeout: float = 10.0) -> Storage:
+    from engine.crypto import DataCipher, parse_key_spec
+    from engine.db.database import Database
+    from engine.db.migrate import upgrade
+    from tests.support.settings import TEST_DATA_KEY
+
+    kid, key = parse_key_spec(TEST_DATA_KEY)
+    db = Database(sqlite_url, busy_timeout=busy_timeout)
+    await upgrade(db)
+    return Storage(db, clock=clock, cipher=DataCipher(kid, {kid: key}))
+
+
+async def _pooled_connections_in_a_transaction(storage: Storage) -> int:
+    """How many of the pool's idle connections are still inside a transaction (should be none)."""
+    pool = storage.db.engine.sync_engine.pool
+    held = []
+    try:
+        while pool.checkedin():  # type: ignore[attr-defined]
+            held.append(await storage.db.engine.connect())
+        return sum([(await c.get_raw_connection()).driver_connection.in_transaction for c in held])
+    finally:
+        for c in held:
+            await c.close()
+
+
+async def test_sqlite_write_of_compiled_statements_makes_no_session_and_commits(sqlite_url: str, clock: ManualClock) -> None:
+    storage = await _sqlite_storage(sqlite_url, clock)
+    async with storage.transaction() as tx:
+        await tx.execute(insert(EngineStateRow), {"name": "a", "value": {"n": 1}, "updated_at": tx.now})
+        await journal.append_event(tx, "test.written", "state", "a", {"n": 1})
+        held = tx._session
+    assert held.made is None  # type: ignore[union-attr]  # begun and committed on the driver alone
+    async with storage.read() as tx:
+        assert await state.get_state(tx, "a") == {"n": 1}
+        assert [e.type for e in await journal.events_since(tx, 0)] == ["test.written"]
+    assert await _pooled_connections_in_a_transaction(storage) == 0
+    await storage.db.dispose()
+
+
+async def test_sqlite_write_that_fails_rolls_back_compiled_and_session_writes(sqlite_url: str, clock: ManualClock) -> None:
+    storage = await _sqlite_storage(sqlite_url, clock)
+    for with_session in (False, True):
+        with pytest.raises(RuntimeError, match="midway"):
+            async with storage.transaction() as tx:
+                await tx.execute(insert(EngineStateRow), {"name": "compiled", "value": {}, "updated_at": tx.now})
+                if with_session:
+                    await state.set_state(tx, "through-session", {"n": 1})
+                raise RuntimeError("midway")
+        async with storage.read() as tx:
+            assert await tx.session.scalar(select(func.count()).select_from(EngineStateRow)) == 0
+        assert await _pooled_connections_in_a_transaction(storage) == 0
+    await storage.db.dispose()
+
+
+async def test_sqlite_write_whose_commit_fails_leaves_no_transaction_open(sqlite_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.db import sqlite_driver
+
+    storage = await _sqlite_storage(sqlite_url, clock)
+    real_commit = sqlite_driver.Connection.commit
+
+    async def failing_commit(self: sqlite_driver.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_driver.Connection, "commit", failing_commit)
+    with pytest.raises(StorageError, match="disk I/O error"):
+        async with storage.transaction() as tx:
+            await tx.execute(insert(EngineStateRow), {"name": "lost", "value": {}, "updated_at": tx.now})
+    monkeypatch.setattr(sqlite_driver.Connection, "commit", real_commit)
+    assert await _pooled_connections_in_a_transaction(storage) == 0
+    async with storage.transaction() as tx:  # the connection went back usable
+        await tx.execute(insert(EngineStateRow), {"name": "kept", "value": {}, "updated_at": tx.now})
+    async with storage.read() as tx:
+        assert (await tx.session.scalars(select(EngineStateRow.name))).all() == ["kept"]
+    await storage.db.dispose()
+
+
+async def test_sqlite_write_waits_for_another_process_then_gives_up_with_a_storage_error(sqlite_url: str, clock: ManualClock) -> None:
+    storage = await _sqlite_storage(sqlite_url, clock, busy_timeout=0.3)
+    other = _hold_write_lock(sqlite_url)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="database is locked"):
+        async with storage.transaction() as tx:
+            await tx.execute(insert(EngineStateRow), {"name": "late", "value": {}, "updated_at": tx.now})
+    assert 0.25 <= time.monotonic() - started < 2
+    other.rollback()
+    asyncio.get_running_loop().call_later(0.2, other.rollback)
+    other.execute("BEGIN IMMEDIATE")  # held again, released in 0.2 s: this time the write waits and lands
+    async with storage.transaction() as tx:
+        await tx.execute(insert(EngineStateRow), {"name": "waited", "value": {}, "updated_at": tx.now})
+    other.close()
+    async with storage.read() as tx:
+        assert (await tx.session.scalars(select(EngineStateRow.name))).all() == ["waited"]
+    await storage.db.dispose()
