@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -25,10 +25,11 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from engine.db import sqlite_driver
+from engine.db.write_connection import WriteConnection
 from engine.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -152,21 +153,17 @@ class Database:
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[WriteConnection]:
-        """SQLite (a file): one write transaction on a pooled connection, begun (``BEGIN
-        IMMEDIATE``) and ended on the driver, with a session only if the work asks for one.
-
-        A transaction whose statements all run compiled on the driver (``Tx.execute``: a
-        payment's creation, its status changes, audit rows, events) then costs no ORM session:
-        no session object, no greenlet hop to begin, flush or commit. Committed on success,
-        rolled back on any error, like ``transaction()``."""
-        assert self.is_sqlite and not self.is_memory, "write_connection is for a SQLite file"
+        """One write transaction begun and ended on the driver, a session made only if the work
+        asks for one (see ``write_connection``); on SQLite queued behind this process's other
+        writers. Committed on success, rolled back on any error, like ``transaction()``."""
+        assert not self.is_memory, "an in-memory SQLite database has one connection: use transaction()"
         async with storage_errors(self), self._writer():
             # Not ``async with engine.connect()``: its exit closes in a shielded task, a loop turn
-            # later (as ``_session`` explains); SQLite's close never waits, so close it now.
+            # later (as ``_session`` explains); nothing here is left for a close to wait on.
             conn = await self.engine.connect()
             try:
-                write = WriteConnection(conn, (await conn.get_raw_connection()).driver_connection)
-                await write.run(write.driver.fetchone, "BEGIN IMMEDIATE", ())
+                write = WriteConnection(conn, await conn.get_raw_connection(), postgres=self.is_postgres)
+                await write.begin()
                 try:
                     yield write
                 except BaseException:
@@ -240,11 +237,11 @@ class Database:
             self._point_readers[loop] = reader
         return reader
 
-    async def lock_event_log(self, session: AsyncSession) -> None:
+    async def lock_event_log(self, write: WriteConnection) -> None:
         """Serialise writers of the event log on PostgreSQL from here to COMMIT (SQLite is serialised
         already): for a transaction that needs an event's sequence before it commits."""
         if self.is_postgres:
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOG_LOCK})
+            await write.fetchone("SELECT pg_advisory_xact_lock($1)", [EVENT_LOG_LOCK])
 
     async def ping(self) -> None:
         async with storage_errors(self), self.engine.connect() as conn:
@@ -264,58 +261,6 @@ class Database:
         if self.is_sqlite:
             return f"sqlite:{parsed.database}"
         return f"postgresql://{parsed.host or ''}{':' + str(parsed.port) if parsed.port else ''}/{parsed.database}"
-
-
-class WriteConnection:
-    """A SQLite write transaction begun on the driver (``Database.write_connection``): its
-    driver connection for compiled statements, and a session on the same connection, made the
-    first time it is asked for."""
-
-    def __init__(self, conn: AsyncConnection, driver: sqlite_driver.Connection) -> None:
-        self.conn = conn
-        self.driver = driver
-        self._session: AsyncSession | None = None
-
-    @property
-    def made(self) -> AsyncSession | None:
-        """The session, if the work asked for one."""
-        return self._session
-
-    @property
-    def session(self) -> AsyncSession:
-        if self._session is None:
-            # Bound to this connection: its first statement "begins" a transaction SQLAlchemy
-            # does not know is open; the begin listener sees the driver in one and emits nothing.
-            self._session = AsyncSession(bind=self.conn, expire_on_commit=False, autoflush=False)
-        return self._session
-
-    async def run(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """A driver call, its exceptions raised as SQLAlchemy's (as through a session)."""
-        try:
-            return await call(*args)
-        except DBAPIError:
-            raise
-        except Exception as exc:
-            raise DBAPIError.instance(None, None, exc, Exception, hide_parameters=True) from exc
-
-    async def end(self, *, commit: bool) -> None:
-        """Commit (or roll back) through the session if one was made, else on the driver. A
-        failed commit is rolled back: the connection goes back to the pool out of any transaction."""
-        session, self._session = self._session, None
-        try:
-            if session is not None:
-                try:
-                    if commit:
-                        await session.commit()  # flushes what is pending, then commits the connection
-                    else:
-                        await session.rollback()
-                finally:
-                    await session.close()
-            if self.driver.in_transaction:
-                await self.run(self.driver.commit if commit else self.driver.rollback)
-        finally:
-            if self.driver.in_transaction:
-                await self.driver.rollback()
 
 
 @asynccontextmanager

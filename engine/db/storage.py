@@ -17,10 +17,10 @@ and its events get their sequence at once. Transactions that never write an even
 ``events=False``.
 
 ``Tx.execute`` runs the hot writes (a payment's row and history, audit rows, events), compiled
-once, straight on the SQLite driver inside the transaction (see ``compiled``). On a SQLite file
-a write transaction is begun and committed on the driver (``Database.write_connection``) and
-``Tx.session`` is made on the same connection only when the work asks for it: a payment's
-creation, made of compiled statements alone, pays for no ORM session (about a fifth of its CPU).
+once, straight on the driver inside the transaction (see ``compiled``). A write transaction is
+begun and committed on the driver (``Database.write_connection``, on SQLite and PostgreSQL), and
+``Tx.session`` is made on the same connection, in the same transaction, only when the work asks
+for it: a payment's creation, made of compiled statements alone, pays for no ORM session.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from sqlalchemy.sql import Executable
 from engine.clock import Clock
 from engine.crypto import DataCipher
 from engine.db.compiled import Compiled
-from engine.db.database import Database, WriteConnection
+from engine.db.database import Database
+from engine.db.write_connection import WriteConnection
 from engine.ids import IdFactory
 from engine.records import Event
 
@@ -61,11 +62,11 @@ class Tx:
     numbered_at_commit: bool = False
     #: The ids of every event appended, in order.
     appended: list[str] = field(default_factory=list)
-    _driver: Any = None  # SQLite: the transaction's own driver connection, once ``execute`` needed it
+    _driver: Any = None  # in-memory SQLite: the session's driver connection, once ``execute`` needed it
 
     @property
     def session(self) -> AsyncSession:
-        """The ORM session of this transaction (on SQLite, made the first time it is asked for)."""
+        """The ORM session of this transaction (of a write transaction: made the first time it is asked for)."""
         held = self._session
         return held.session if isinstance(held, WriteConnection) else held
 
@@ -74,16 +75,16 @@ class Tx:
         constant SQL) in this transaction; returns its RETURNING row, if any, as attributes.
 
         Whatever the session has pending is flushed first, so the statement sees and follows the
-        ORM's writes. On SQLite it runs compiled once, on the transaction's own connection. On
-        PostgreSQL it runs through the session (asyncpg begins the transaction at the session's
-        first statement, which a statement sent past the session could precede)."""
+        ORM's writes. It runs compiled once, on the transaction's own driver connection (in a
+        transaction opened with a session alone, an in-memory SQLite database's or PostgreSQL's
+        reads, through that session)."""
         held = self._session
-        if isinstance(held, WriteConnection):  # SQLite, begun on the driver: a session only if made
+        if isinstance(held, WriteConnection):  # begun on the driver: a session only if one was made
             session = held.made
             if session is not None and (session.new or session.dirty or session.deleted):
                 await session.flush()
-            return await Compiled.of(self.db, statement, tuple(params)).fetchone(held.driver.fetchone, params)
-        session = held
+            return await Compiled.of(self.db, statement, tuple(params)).fetchone(held.fetchone, params)
+        session = held  # a read, or an in-memory SQLite database: through the session
         if session.new or session.dirty or session.deleted:
             await session.flush()
         if not self.db.is_sqlite:
@@ -121,17 +122,17 @@ class Storage:
         the events it appends are numbered inside its COMMIT, under the event-log lock;
         ``sequence_at_start=True`` takes that lock first instead and numbers each event at once
         (for a transaction that needs an event's sequence before it commits)."""
-        if self.db.is_sqlite and not self.db.is_memory:
-            # Begun on the driver, a session made only if the work asks for one (see write_connection)
-            async with self.db.write_connection() as write:
-                tx = Tx(write, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events)
+        if self.db.is_memory:  # one connection: through the session alone
+            async with self.db.transaction() as session:
+                tx = Tx(session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events)
                 yield tx
         else:
-            async with self.db.transaction() as session:
+            # Begun on the driver, a session made only if the work asks for one (see write_connection)
+            async with self.db.write_connection() as write:
                 if events and sequence_at_start:
-                    await self.db.lock_event_log(session)
+                    await self.db.lock_event_log(write)
                 tx = Tx(
-                    session, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
+                    write, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db, may_append=events,
                     numbered_at_commit=events and self.db.is_postgres and not sequence_at_start,
                 )  # fmt: skip
                 yield tx

@@ -582,14 +582,14 @@ async def _pooled_connections_in_a_transaction(storage: Storage) -> int:
     try:
         while pool.checkedin():  # type: ignore[attr-defined]
             held.append(await storage.db.engine.connect())
-        return sum([(await c.get_raw_connection()).driver_connection.in_transaction for c in held])
+        drivers = [(await c.get_raw_connection()).driver_connection for c in held]
+        return sum(d.is_in_transaction() if storage.db.is_postgres else d.in_transaction for d in drivers)
     finally:
         for c in held:
             await c.close()
 
 
-async def test_sqlite_write_of_compiled_statements_makes_no_session_and_commits(sqlite_url: str, clock: ManualClock) -> None:
-    storage = await _sqlite_storage(sqlite_url, clock)
+async def test_write_of_compiled_statements_makes_no_session_and_commits(storage: Storage) -> None:
     async with storage.transaction() as tx:
         await tx.execute(insert(EngineStateRow), {"name": "a", "value": {"n": 1}, "updated_at": tx.now})
         await journal.append_event(tx, "test.written", "state", "a", {"n": 1})
@@ -599,11 +599,21 @@ async def test_sqlite_write_of_compiled_statements_makes_no_session_and_commits(
         assert await state.get_state(tx, "a") == {"n": 1}
         assert [e.type for e in await journal.events_since(tx, 0)] == ["test.written"]
     assert await _pooled_connections_in_a_transaction(storage) == 0
-    await storage.db.dispose()
 
 
-async def test_sqlite_write_that_fails_rolls_back_compiled_and_session_writes(sqlite_url: str, clock: ManualClock) -> None:
-    storage = await _sqlite_storage(sqlite_url, clock)
+async def test_write_mixing_compiled_statements_and_the_session_commits_both_once(storage: Storage) -> None:
+    async with storage.transaction() as tx:
+        await tx.execute(insert(EngineStateRow), {"name": "compiled", "value": {}, "updated_at": tx.now})
+        await state.set_state(tx, "through-session", {"n": 1})  # the session, made now, sees the row above
+        assert await state.get_state(tx, "compiled") == {}
+        await tx.execute(insert(EngineStateRow), {"name": "after", "value": {}, "updated_at": tx.now})
+    async with storage.read() as tx:
+        names = (await tx.session.scalars(select(EngineStateRow.name).order_by(EngineStateRow.name))).all()
+    assert names == ["after", "compiled", "through-session"]
+    assert await _pooled_connections_in_a_transaction(storage) == 0
+
+
+async def test_write_that_fails_rolls_back_compiled_and_session_writes(storage: Storage) -> None:
     for with_session in (False, True):
         with pytest.raises(RuntimeError, match="midway"):
             async with storage.transaction() as tx:
@@ -614,29 +624,48 @@ async def test_sqlite_write_that_fails_rolls_back_compiled_and_session_writes(sq
         async with storage.read() as tx:
             assert await tx.session.scalar(select(func.count()).select_from(EngineStateRow)) == 0
         assert await _pooled_connections_in_a_transaction(storage) == 0
-    await storage.db.dispose()
 
 
-async def test_sqlite_write_whose_commit_fails_leaves_no_transaction_open(sqlite_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.db import sqlite_driver
+async def test_write_whose_commit_fails_leaves_no_transaction_open(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    if storage.db.is_postgres:
+        import asyncpg.transaction
+        from asyncpg.exceptions import SerializationError
 
-    storage = await _sqlite_storage(sqlite_url, clock)
-    real_commit = sqlite_driver.Connection.commit
+        async def failing_commit(self: Any) -> None:
+            raise SerializationError("could not serialize access")
 
-    async def failing_commit(self: sqlite_driver.Connection) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", failing_commit)
+        message = "could not serialize access"
+    else:
+        from engine.db import sqlite_driver
 
-    monkeypatch.setattr(sqlite_driver.Connection, "commit", failing_commit)
-    with pytest.raises(StorageError, match="disk I/O error"):
+        async def failing_commit(self: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(sqlite_driver.Connection, "commit", failing_commit)
+        message = "disk I/O error"
+    with pytest.raises(StorageError, match=message):
         async with storage.transaction() as tx:
             await tx.execute(insert(EngineStateRow), {"name": "lost", "value": {}, "updated_at": tx.now})
-    monkeypatch.setattr(sqlite_driver.Connection, "commit", real_commit)
+    monkeypatch.undo()
     assert await _pooled_connections_in_a_transaction(storage) == 0
     async with storage.transaction() as tx:  # the connection went back usable
         await tx.execute(insert(EngineStateRow), {"name": "kept", "value": {}, "updated_at": tx.now})
     async with storage.read() as tx:
         assert (await tx.session.scalars(select(EngineStateRow.name))).all() == ["kept"]
-    await storage.db.dispose()
+
+
+async def test_compiled_write_of_a_duplicate_is_an_integrity_error_on_both_databases(storage: Storage) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async with storage.transaction() as tx:
+        await tx.execute(insert(EngineStateRow), {"name": "one", "value": {}, "updated_at": tx.now})
+    with pytest.raises(RuntimeError, match="refused"):
+        async with storage.transaction() as tx:
+            with pytest.raises(IntegrityError):  # as through a session: what callers catch (a Conflict)
+                await tx.execute(insert(EngineStateRow), {"name": "one", "value": {}, "updated_at": tx.now})
+            raise RuntimeError("refused")
+    assert await _pooled_connections_in_a_transaction(storage) == 0
 
 
 async def test_sqlite_write_waits_for_another_process_then_gives_up_with_a_storage_error(sqlite_url: str, clock: ManualClock) -> None:
