@@ -168,6 +168,9 @@ class DatabaseSettings:
     url: str = ""
     #: Seconds SQLite waits on a locked database before failing.
     sqlite_busy_timeout: float = 10.0
+    #: Database connections this process keeps open (a busy moment opens as many again for a
+    #: while). Each request waiting on PostgreSQL holds one: size it to the API's concurrency.
+    pool_size: int = 25
     echo: bool = False
     #: Where the nightly backups go (a directory; empty: no nightly backup).
     backup_dir: str = ""
@@ -708,6 +711,8 @@ def _check_consistency(settings: Settings, origin: str) -> None:
     if display.paid_seconds <= 0:
         raise ConfigError(f"{origin}: display.paid_seconds: must be greater than 0")
     database = settings.database
+    if not 1 <= database.pool_size <= 500:
+        raise ConfigError(f"{origin}: database.pool_size: must be from 1 to 500")
     if database.backup_keep < 1:
         raise ConfigError(f"{origin}: database.backup_keep: must be at least 1 (the backup just taken is kept)")
     if parse_backup_at(settings.reconcile.at) is None:

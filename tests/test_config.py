@@ -124,3 +124,10 @@ def test_plans_seeded_from_config_are_parsed_and_checked(tmp_path: Path) -> None
     for text, message in cases.items():
         with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
             load_settings(write(tmp_path / "bad.toml", text))
+
+
+def test_database_pool_size_is_read_and_checked(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path / "ok.toml", "[database]\npool_size = 60\n")).database.pool_size == 60
+    for bad in (0, 501):
+        with pytest.raises(ConfigError, match=r"database\.pool_size: must be from 1 to 500"):
+            load_settings(write(tmp_path / "bad.toml", f"[database]\npool_size = {bad}\n"))

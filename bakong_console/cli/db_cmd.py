@@ -21,7 +21,7 @@ app = typer.Typer(help="Create, migrate, inspect, back up and restore the databa
 
 def _database(ctx: typer.Context) -> Database:
     settings = state(ctx).settings()
-    return Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout)
+    return Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout, pool_size=settings.database.pool_size)
 
 
 @app.command("upgrade")

@@ -17,7 +17,7 @@ async def open_storage(settings: Settings, *, clock: Clock, ids: IdFactory | Non
     """Storage ready to use. The embedded SQLite default is migrated on first start; other
     databases must be at head already (``migrate=True`` forces an upgrade)."""
     cipher = load_data_cipher(settings)
-    db = Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout, echo=settings.database.echo)
+    db = Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout, pool_size=settings.database.pool_size, echo=settings.database.echo)
     try:
         await ensure_schema(db, auto_upgrade=settings.uses_embedded_database if migrate is None else migrate)
     except BaseException:

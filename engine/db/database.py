@@ -57,7 +57,7 @@ def create_private_file(path: Path) -> None:
 class Database:
     """Owns the engine and hands out sessions and transactions."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = 25) -> None:
         self.url = url
         self.busy_timeout = busy_timeout
         self._checkpointer: sqlite_driver.Checkpointer | None = None

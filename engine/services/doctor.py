@@ -201,7 +201,7 @@ class Doctor:
         # Reading leases and webhooks needs no key; a cipher that opens nothing stands in for a
         # missing one, so those checks still run and any decryption fails loudly.
         cipher = state.cipher or DataCipher("none", {"none": os.urandom(32)})
-        db = Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout)
+        db = Database(settings.database_url, busy_timeout=settings.database.sqlite_busy_timeout, pool_size=settings.database.pool_size)
         state.storage = Storage(db, clock=self.clock, cipher=cipher)
         try:
             yield
