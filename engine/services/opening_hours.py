@@ -2,10 +2,10 @@
 payments say they are wrong.
 
 With hours declared for today, payments are expected only while the shop is open: the forecast
-carries the recent creation rate over the open time left before the quota resets (each session
-lasting ``CLOSING_MARGIN`` past its closing time: the last customers at the counter), and measures
-that rate over the open time of its window rather than over the whole window (at 08:30 the shop
-has been open half an hour, not two). A payment the shop creates outside them (past the margin;
+(``DayForecast``) carries today's rate over the open time left before the quota resets (each
+session lasting ``CLOSING_MARGIN`` past its closing time: the last customers at the counter), and
+measures rates over open time rather than clock time (at 08:30 the shop has been open half an
+hour, not two; yesterday's total came in yesterday's open hours). A payment the shop creates outside them (past the margin;
 a subscription's invoice, issued by the engine at any hour, does not count) means the hours
 cannot be trusted today: the forecast runs to the reset as without hours, and one
 ``alert.opening_hours_mismatch`` event is raised for the day (remembered in the database, so a
@@ -39,11 +39,14 @@ HOURS_ALERT_STATE = "poller.hours_alert"
 
 @dataclass(frozen=True)
 class TodaysHours:
-    """The forecast's view of today: the open time left before the reset (with the margin) and
-    the open time of the demand window; None for either when the hours do not apply today."""
+    """The forecast's view of today: the open time left before the reset (with the margin), the
+    open time of the demand window, today's open time so far and yesterday's (the forecast's
+    exposure); None for each when the hours do not apply today."""
 
     seconds_to_close: float | None
     demand_seconds: float | None
+    open_elapsed: float | None = None
+    yesterday_open: float | None = None
 
 
 _NOT_APPLIED = TodaysHours(None, None)
@@ -75,9 +78,19 @@ class OpeningHoursForecast:
                 self._mismatch_on = local_day
                 await self._alert(local_day, outside)
                 return _NOT_APPLIED
+        to_close = self.hours.open_seconds(now, reset, grace=CLOSING_MARGIN)
+        elapsed = self.hours.open_seconds(midnight, now, grace=CLOSING_MARGIN)
+        yesterday = local_day - timedelta(days=1)
         return TodaysHours(
-            seconds_to_close=self.hours.open_seconds(now, reset, grace=CLOSING_MARGIN),
+            seconds_to_close=to_close,
             demand_seconds=max(MIN_DEMAND_SECONDS, self.hours.open_seconds(now - demand_window, now, grace=CLOSING_MARGIN)),
+            open_elapsed=elapsed,
+            # yesterday's hours not declared: taken to have been today's
+            yesterday_open=(
+                self.hours.open_seconds(midnight - timedelta(days=1), midnight, grace=CLOSING_MARGIN)
+                if self.hours.declared_on(yesterday)
+                else elapsed + to_close
+            ),
         )
 
     async def _alert(self, local_day: date, outside: int) -> None:

@@ -9,8 +9,9 @@ schedule places that many checks where they buy the most: in the window in which
 pay (nobody pays in the first seconds: the payer still has to open the app, scan and confirm),
 first gaps longest (a late check is cheap: most payers were found before it), plus one at expiry
 when affordable, so the budget lasts until the quota resets at local midnight instead of running
-dry at noon. With opening hours declared the forecast runs to the closing time (and a margin)
-instead, and outside them it keeps the cheapest plan of one late payment in hand.
+dry at noon. With opening hours declared the forecast (``DayForecast``) runs to the closing time
+(and a margin) instead, from today's payments over today's open time and yesterday's total, and
+outside them it keeps the cheapest plan of one late payment in hand.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from functools import lru_cache
 from engine.config import PaymentSettings
 from engine.records import Payment, PaymentStatus
 
-__all__ = ["Allowance", "CheckSchedule", "ScarcePlan"]
+__all__ = ["Allowance", "CheckSchedule", "DayForecast", "ScarcePlan"]
 
 #: Checks in the early window of one payment at most while the forecast has no history to rest on.
 GUESSED_FORECAST_CHECKS = 3
@@ -40,11 +41,19 @@ MIN_RATE_HORIZON_SECONDS = 3600.0
 #: late): the forecast never counts fewer, so the day's last pending payments cannot spend it all.
 LATE_PAYMENTS_EXPECTED = 1
 #: With opening hours declared the forecast stops at closing time, so it no longer has the hours
-#: after closing as a cushion: without yesterday to fall back on, the payments still to come are
-#: planned this many standard deviations above the rate's forecast (arrivals are Poisson: the
-#: deviation is its square root), so a busier evening than the rate said does not spend the
-#: budget dry before closing.
-FORECAST_DEVIATIONS = 2.0
+#: after closing as a cushion: the cheapest plan is kept in hand for this many standard deviations
+#: more payments than expected, so a busier day than the forecast said does not spend the budget
+#: dry before closing.
+FORECAST_DEVIATIONS = 1.5
+#: Yesterday's total weighs as much as a whole day of today's own payments in today's rate: a
+#: prior that fades as today's payments come in.
+HISTORY_WEIGHT = 1.0
+#: Without yesterday, the rate's prior is this many payments over no open time (Jeffreys' prior
+#: for a Poisson rate): the day's own payments set the rate, and a few of them say little.
+RATE_PRIOR = 0.5
+#: Payments the forecast must rest on (today's, or yesterday's total) before a payment's checks
+#: are no longer capped at ``GUESSED_FORECAST_CHECKS``.
+FIRM_FORECAST_PAYMENTS = 20
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,6 @@ class Allowance:
         active_seconds: float | None = None,
         paid_share: float = DEFAULT_PAID_SHARE,
         floor_cost: float = 1.0,
-        seconds_to_close: float | None = None,
     ) -> Allowance:
         """Split the requests left today among the payments pending now and those expected
         before the reset.
@@ -94,25 +102,14 @@ class Allowance:
         so the budget outlasts the day while it is no busier than that; what is left over is
         spread over the likely forecast. ``checks_per_request`` is how many payments one request
         has been checking lately (more than one only where the bulk endpoint answers and checks
-        fall due together).
-
-        ``seconds_to_close`` (opening hours declared for today) is the open time left before
-        the reset, with the closing margin: the rate is carried forward over it instead of to the
-        reset, on the first day too, ``FORECAST_DEVIATIONS`` above it without history (the hours
-        after closing are no longer a cushion), and at least ``LATE_PAYMENTS_EXPECTED`` payments are still
-        expected, so a closed shop keeps a late payment's checks in hand."""
+        fall due together). With opening hours declared for today, ``within_hours`` plans instead."""
         usable = max(0, remaining - reserve)
         to_reset = max(0.0, seconds_to_reset)
         history = yesterday_total > 0
-        horizon = to_reset if seconds_to_close is None else min(to_reset, max(0.0, seconds_to_close))
+        horizon = to_reset
         if history and active_seconds is not None:
             horizon = min(horizon, max(active_seconds, MIN_RATE_HORIZON_SECONDS))
-        coming = recent_rate_per_second * horizon
-        if seconds_to_close is not None and not history:
-            coming += FORECAST_DEVIATIONS * math.sqrt(coming)
-        cautious = pending + max(coming, float(yesterday_rest))
-        if seconds_to_close is not None:
-            cautious = max(cautious, float(pending + LATE_PAYMENTS_EXPECTED))
+        cautious = pending + max(recent_rate_per_second * horizon, float(yesterday_rest))
         likely = pending + float(yesterday_rest) if history else cautious
         share = min(1.0, max(0.0, paid_share))
         if cautious <= 0:
@@ -127,6 +124,104 @@ class Allowance:
         if per_payment >= nominal_checks:
             return cls(None, remaining, cautious, paid_share=share)
         return cls(per_payment, remaining, cautious, from_history=history, paid_share=share)
+
+    @classmethod
+    def within_hours(
+        cls,
+        *,
+        remaining: int,
+        reserve: int,
+        pending: int,
+        forecast: DayForecast | None,
+        nominal_checks: float,
+        checks_per_request: float = 1.0,
+        paid_share: float = DEFAULT_PAID_SHARE,
+        floor_cost: float = 1.0,
+    ) -> Allowance:
+        """The allowance while opening hours are declared for today: ``forecast`` is what the
+        open time left before the reset still brings (None before any rate is known: each
+        payment then gets the cheapest plan).
+
+        The cheapest plan (``floor_cost``) is kept in hand for the pending payments and the
+        forecast's cautious count (at least ``LATE_PAYMENTS_EXPECTED``: a closed shop keeps a late
+        payment's checks); what the budget holds beyond that is spread over the pending and the
+        expected payments, so the cushion is counted once."""
+        share = min(1.0, max(0.0, paid_share))
+        usable = max(0, remaining - reserve)
+        per_request = max(1.0, checks_per_request)
+        floor = floor_cost / per_request
+        if forecast is None:
+            expected = float(pending + LATE_PAYMENTS_EXPECTED)
+            return cls(min(floor, usable / expected) * per_request, remaining, expected, paid_share=share)
+        likely = pending + max(forecast.expected, float(LATE_PAYMENTS_EXPECTED))
+        cautious = pending + max(forecast.cautious, float(LATE_PAYMENTS_EXPECTED))
+        spare = usable - floor * cautious
+        per_payment = (usable / cautious if spare <= 0 else floor + spare / likely) * per_request
+        if per_payment >= nominal_checks:
+            return cls(None, remaining, likely, paid_share=share)
+        return cls(per_payment, remaining, likely, from_history=forecast.firm, paid_share=share)
+
+
+def _negative_binomial(payments: float, exposure: float, ahead: float) -> tuple[float, float]:
+    """The payments expected over ``ahead`` seconds, and their standard deviation, after
+    ``payments`` (with the prior) were counted over ``exposure`` seconds: the rate is Gamma
+    distributed, the count to come negative binomial."""
+    expected = payments / exposure * ahead
+    return expected, math.sqrt(expected + expected * expected / payments)
+
+
+@dataclass(frozen=True)
+class DayForecast:
+    """The payments still to come before today's closing time: the count the spare budget is
+    spread over (``expected``) and the one the cheapest plan is kept in hand for (``cautious``)."""
+
+    expected: float
+    cautious: float
+    #: The forecast rests on enough payments to plan a payment's checks without a cap.
+    firm: bool = False
+
+    @classmethod
+    def estimate(
+        cls,
+        *,
+        arrivals: int,
+        open_elapsed: float,
+        open_left: float,
+        recent_arrivals: int,
+        recent_open: float,
+        yesterday_total: int = 0,
+        yesterday_open: float = 0.0,
+    ) -> DayForecast | None:
+        """From today's ``arrivals`` over its ``open_elapsed`` seconds of open time (and the last
+        hours' ``recent_arrivals`` over their ``recent_open``), with yesterday's total over its
+        open time; None while nothing is known (no open time yet, no yesterday).
+
+        The rate is measured over all of today's open time, with yesterday's total as a prior
+        that fades as today's payments come in (``HISTORY_WEIGHT``), so a few noisy early
+        payments do not set the day's pace; its uncertainty is honest (negative binomial: wide
+        while few payments were counted). With yesterday, the day is expected to bring what
+        yesterday did: the expected count is yesterday's total less today's so far (at least
+        half the rate's forecast: today may be busier). The cautious count is the rate's
+        forecast ``FORECAST_DEVIATIONS`` above, and at least yesterday's remainder; without
+        yesterday, at least the last hours' rate carried forward as far above (the day's shape
+        is unknown: an evening busier than the morning must not spend the budget dry)."""
+        history = yesterday_total > 0 and yesterday_open > 0
+        payments = (HISTORY_WEIGHT * yesterday_total if history else RATE_PRIOR) + arrivals
+        exposure = (HISTORY_WEIGHT * yesterday_open if history else 0.0) + max(0.0, open_elapsed)
+        if exposure <= 0:
+            return None
+        ahead = max(0.0, open_left)
+        rate, rate_deviation = _negative_binomial(payments, exposure, ahead)
+        cautious = rate + FORECAST_DEVIATIONS * rate_deviation
+        if recent_open > 0 and not history:
+            recent, recent_deviation = _negative_binomial(recent_arrivals + RATE_PRIOR, recent_open, ahead)
+            cautious = max(cautious, recent + FORECAST_DEVIATIONS * recent_deviation)
+        expected = rate
+        if history:
+            left = max(0.0, float(yesterday_total - arrivals))
+            expected = max(left, rate / 2)
+            cautious = max(cautious, left)
+        return cls(expected, cautious, firm=payments >= FIRM_FORECAST_PAYMENTS)
 
 
 class CheckSchedule:

@@ -82,6 +82,10 @@ class Expirer(Worker):
         if not unchecked or self.client is None or not self.may_ask():
             return {}
         try:
+            if len(unchecked) == 1:
+                # one MD5 costs the same on the single endpoint, and sends no probe of a bulk
+                # endpoint that may answer 403 (a wasted request of a scarce day's budget)
+                return {unchecked[0]: await self.client.check_payment(unchecked[0])}
             return await self.client.check_payments(unchecked)
         except BakongError as exc:
             log.warning("expirer: no final check of %d expiring payments: %s", len(unchecked), exc.message or exc.kind)

@@ -33,7 +33,7 @@ from engine.errors import (
 )
 from engine.records import Actor, Payment, PaymentStatus
 from engine.services.opening_hours import OpeningHoursForecast
-from engine.services.schedule import DEFAULT_PAID_SHARE, Allowance, CheckSchedule
+from engine.services.schedule import DEFAULT_PAID_SHARE, Allowance, CheckSchedule, DayForecast
 from engine.services.settlement import apply_outcome, changes_state, check_result
 from engine.workers.base import Worker
 
@@ -128,29 +128,43 @@ class Poller(Worker):
         hours = await self.opening_hours.today(now, reset, DEMAND_WINDOW)
         async with self.storage.read() as tx:
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
+            today = await repo.count_created_since(tx, reset - timedelta(days=1))
             # payments created yesterday between this time of day and its midnight
             yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
             slots = await self._yesterday_profile(tx, reset - timedelta(days=2))
             paid_share = await self._paid_share_now(tx, now)
+        bulk = self.client.bulk_blocked_until is None
+        common = {
+            "remaining": usage.remaining,
+            "reserve": self.settings.payments.reserve_requests,
+            "pending": pending,
+            # until a request was answered, the bulk endpoint is taken to check what waits now
+            "checks_per_request": (self.state.checks_per_request or min(BULK_LIMIT, max(1, pending))) if bulk else 1.0,
+            "paid_share": paid_share,
+            "floor_cost": self.schedule.floor_cost(paid_share),
+            "nominal_checks": self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
+        }
+        if hours.seconds_to_close is not None and hours.open_elapsed is not None and hours.demand_seconds is not None:
+            forecast = DayForecast.estimate(
+                arrivals=today,
+                open_elapsed=hours.open_elapsed,
+                open_left=hours.seconds_to_close,
+                recent_arrivals=recent,
+                recent_open=hours.demand_seconds,
+                yesterday_total=sum(slots),
+                yesterday_open=hours.yesterday_open or 0.0,
+            )
+            return Allowance.within_hours(forecast=forecast, **common)
         # yesterday's busy hours, moved to today: the recent rate is carried forward over those
         busy = [i for i, n in enumerate(slots) if n]
         active = ((reset - timedelta(days=1) + (busy[-1] + 1) * PROFILE_SLOT) - now).total_seconds() if busy else None
-        bulk = self.client.bulk_blocked_until is None
         return Allowance.compute(
-            remaining=usage.remaining,
-            reserve=self.settings.payments.reserve_requests,
-            pending=pending,
-            recent_rate_per_second=recent / (hours.demand_seconds or DEMAND_WINDOW.total_seconds()),
+            recent_rate_per_second=recent / DEMAND_WINDOW.total_seconds(),
             seconds_to_reset=(reset - now).total_seconds(),
             yesterday_rest=yesterday_rest,
             yesterday_total=sum(slots),
             active_seconds=max(0.0, active) if active is not None else None,
-            # until a request was answered, the bulk endpoint is taken to check what waits now
-            checks_per_request=(self.state.checks_per_request or min(BULK_LIMIT, max(1, pending))) if bulk else 1.0,
-            paid_share=paid_share,
-            floor_cost=self.schedule.floor_cost(paid_share),
-            nominal_checks=self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
-            seconds_to_close=hours.seconds_to_close,
+            **common,
         )
 
     async def _yesterday_profile(self, tx: Tx, start: datetime) -> list[int]:

@@ -66,6 +66,18 @@ async def test_unpaid_expiry_asks_once_and_times_out(engine: Engine, clock: Manu
     assert timed_out.next_check_at is not None and timed_out.next_check_at > clock.now()
 
 
+async def test_one_final_check_sends_no_bulk_probe(engine: Engine, clock: ManualClock) -> None:
+    """Where the bulk endpoint answers 403, one expiring payment's final check costs one request."""
+    _faults(engine, bulk_blocked=True)
+    payment = (await engine.payments.initiate("1.00", "USD", actor=CASHIER, timeout_minutes=2)).payment
+    await run_for(engine, clock, 112, step=4)
+    calls = engine.sandbox.stats["total"]
+    await run_for(engine, clock, 30, step=2)
+    timed_out = await engine.payments.get(payment.id)
+    assert timed_out.status is PaymentStatus.TIMEOUT and timed_out.last_checked_at == timed_out.expires_at
+    assert engine.sandbox.stats["total"] == calls + 1
+
+
 async def test_a_timeout_found_paid_in_time_is_corrected_to_paid_never_paid_late(engine: Engine, clock: ManualClock) -> None:
     payment = (await engine.payments.initiate("1.00", "USD", actor=CASHIER, timeout_minutes=2)).payment
     await run_for(engine, clock, 112, step=4)

@@ -4,7 +4,6 @@ On SQLite and PostgreSQL, the poller through the built-in sandbox."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from engine.db import journal
 from engine.records import Actor, ActorType, Event
 from engine.runtime import Engine
 from engine.services.opening_hours import CLOSING_MARGIN, MIN_DEMAND_SECONDS, OpeningHoursForecast
+from engine.services.schedule import RATE_PRIOR
 from tests.support.engine import open_engine, run_for
 from tests.support.settings import make_settings
 
@@ -53,6 +53,9 @@ async def test_the_horizon_is_closing_time_and_a_closed_day_has_none(db_url: str
         today = await forecast.today(now, local_midnight_after(now), WINDOW)
         assert today.seconds_to_close == (timedelta(hours=2) + CLOSING_MARGIN).total_seconds()
         assert today.demand_seconds == 2 * 3600  # the window's two hours were open
+        assert today.open_elapsed == 2 * 3600
+        # Wednesday says nothing: taken to have been open as long as today
+        assert today.yesterday_open == today.open_elapsed + today.seconds_to_close
         # at 08:10 the rate is measured over the floor, not ten minutes
         early = await forecast.today(pp(15, 8, 10), local_midnight_after(pp(15, 8, 10)), WINDOW)
         assert early.demand_seconds == MIN_DEMAND_SECONDS
@@ -61,6 +64,8 @@ async def test_the_horizon_is_closing_time_and_a_closed_day_has_none(db_url: str
         clock.set(pp(16, 9))
         friday = await forecast.today(clock.now(), local_midnight_after(clock.now()), WINDOW)
         assert friday.seconds_to_close == 0.0
+        # yesterday's total came in Thursday's open time
+        assert friday.yesterday_open == (timedelta(hours=4) + CLOSING_MARGIN).total_seconds()
         # Saturday says nothing: the forecast runs to midnight as without hours
         saturday = await forecast.today(pp(17, 9), local_midnight_after(pp(17, 9)), WINDOW)
         assert saturday.seconds_to_close is None and saturday.demand_seconds is None
@@ -106,9 +111,11 @@ async def test_the_poller_plans_to_closing_time_and_to_midnight_once_a_payment_c
     await run_for(engine, clock, 10)
     allowance, at = engine.poller_state.allowance, engine.poller_state.last_pass_at
     assert allowance is not None and at is not None
-    # two payments in two open hours, carried to 12:00 and the margin (two deviations above), and the two pending
-    coming = 2 / 7200 * (pp(15, 12) + CLOSING_MARGIN - at).total_seconds()
-    assert allowance.expected_payments == pytest.approx(2 + coming + 2 * math.sqrt(coming), abs=0.01)
+    # the first day: two payments (and the rate's prior) over today's open time since 08:00, carried
+    # to 12:00 and the margin, and the two pending
+    coming = (2 + RATE_PRIOR) / (at - pp(15, 8)).total_seconds() * (pp(15, 12) + CLOSING_MARGIN - at).total_seconds()
+    assert allowance.expected_payments == pytest.approx(2 + coming, abs=0.01)
+    assert not allowance.from_history, "two payments are a guess: each payment's checks stay capped"
     for payment in made:
         assert (await engine.payments.get(payment.id)).check_count >= 1
 

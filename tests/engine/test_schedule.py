@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.config import PaymentSettings
-from engine.services.schedule import PAYER_LEAD_SECONDS, Allowance, CheckSchedule
+from engine.services.schedule import PAYER_LEAD_SECONDS, Allowance, CheckSchedule, DayForecast
 
 T0 = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
 WINDOW = PaymentSettings().scarce_window_seconds
@@ -142,35 +142,121 @@ def test_without_history_a_generous_guess_is_capped_at_three_checks() -> None:
     assert len(_checks(schedule, T0, rich)) >= 10
 
 
-def test_declared_hours_end_the_forecast_at_closing_time_on_the_first_day_too() -> None:
-    rate = 5 / 3600
-    to_reset = 15.5 * 3600  # 08:30 in Phnom Penh
-    to_close = 11.5 * 3600 + 900  # open until 20:00, and the 15-minute margin
-    common = {"remaining": 97, "reserve": 0, "pending": 2, "recent_rate_per_second": rate, "seconds_to_reset": to_reset, "nominal_checks": 90.0}
-    midnight = Allowance.compute(**common)
-    closing = Allowance.compute(**common, seconds_to_close=to_close)
-    assert midnight.expected_payments == pytest.approx(2 + 5 * 15.5)
-    # the rate to closing time, two standard deviations above it: no hours after closing to fall back on
-    coming = 5 * 11.75
-    assert closing.expected_payments == pytest.approx(2 + coming + 2 * math.sqrt(coming))
-    assert closing.per_payment == pytest.approx(97 / closing.expected_payments) and not closing.from_history
-    assert closing.expected_payments < midnight.expected_payments
-    # with yesterday's busy hours known, the closing time still bounds the rate's horizon
-    late = Allowance.compute(**{**common, "recent_rate_per_second": 6 / 3600}, yesterday_total=60, active_seconds=4 * 3600, seconds_to_close=1800)
-    # (yesterday is the cushion then: no deviations added)
-    assert late.expected_payments == pytest.approx(2 + 6 * 0.5)
+HOUR = 3600.0
+#: 08:00-20:00 and the 15-minute closing margin.
+OPEN_DAY = 12.25 * HOUR
+
+
+def _forecast(
+    *, arrivals: int, elapsed_hours: float, recent: int | None = None, yesterday_total: int = 0
+) -> DayForecast | None:
+    """The forecast ``elapsed_hours`` into an 08:00-20:00 day (the last two hours held ``recent``
+    payments; by default the day's pace)."""
+    elapsed = elapsed_hours * HOUR
+    recent_open = max(1800.0, min(2 * HOUR, elapsed))
+    if recent is None:
+        recent = round(arrivals * recent_open / elapsed) if elapsed else 0
+    return DayForecast.estimate(
+        arrivals=arrivals, open_elapsed=elapsed, open_left=OPEN_DAY - elapsed, recent_arrivals=recent,
+        recent_open=recent_open, yesterday_total=yesterday_total, yesterday_open=OPEN_DAY if yesterday_total else 0.0,
+    )  # fmt: skip
+
+
+def _within_hours(forecast: DayForecast | None, *, remaining: int = 97, pending: int = 1, floor_cost: float = 1.1) -> Allowance:
+    return Allowance.within_hours(
+        remaining=remaining, reserve=0, pending=pending, forecast=forecast, nominal_checks=90.0, floor_cost=floor_cost
+    )
+
+
+def test_a_noisy_early_burst_does_not_set_the_days_pace() -> None:
+    # first day, 08:26: eight payments in 26 minutes (a pace of 220 a day, or a lucky start)
+    burst = _forecast(arrivals=8, elapsed_hours=26 / 60, recent=8)
+    assert burst is not None and not burst.firm
+    # so few payments say little: the cheapest plan is kept for a day far busier than the pace...
+    assert burst.cautious > 97 / 1.1
+    allowance = _within_hours(burst, pending=2)
+    assert allowance.per_payment is not None and allowance.per_payment <= 1.1
+    assert CheckSchedule(PaymentSettings()).scarce_plan(allowance).offsets(0.5) == [WINDOW]
+    # ...and at 14:00, with 30 payments in six hours, the whole morning sets the rate, not its first minutes
+    midday = _forecast(arrivals=30, elapsed_hours=6)
+    assert midday is not None and midday.firm
+    assert midday.expected == pytest.approx(30.5 / 6 * 6.25)
+    assert midday.cautious < 97 / 1.1  # a rate resting on 30 payments leaves something to spend
+    generous = _within_hours(midday)
+    assert generous.per_payment is not None and generous.per_payment > 1.1
+
+
+def test_before_any_rate_is_known_each_payment_gets_the_cheapest_plan() -> None:
+    assert _forecast(arrivals=0, elapsed_hours=0) is None  # opening time of the first day
+    allowance = _within_hours(None, pending=1)
+    assert allowance.per_payment == pytest.approx(1.1) and not allowance.from_history
+    # a budget that cannot pay the cheapest plan of the pending and one more is split evenly
+    assert _within_hours(None, remaining=3, pending=5).per_payment == pytest.approx(3 / 6)
+
+
+def test_the_cushion_is_counted_once() -> None:
+    forecast = _forecast(arrivals=20, elapsed_hours=4)
+    assert forecast is not None
+    allowance = _within_hours(forecast, remaining=80, pending=2)
+    # the cheapest plan is kept for the cautious count; the rest is spread over the expected one
+    likely, cautious = 2 + forecast.expected, 2 + forecast.cautious
+    assert cautious > likely
+    assert allowance.per_payment == pytest.approx(1.1 + (80 - 1.1 * cautious) / likely)
+    assert allowance.expected_payments == pytest.approx(likely)
+
+
+def test_with_yesterday_the_day_brings_yesterdays_total() -> None:
+    # 14:00, 35 payments so far; yesterday had 60: 25 more are expected, whatever the pace said
+    forecast = _forecast(arrivals=35, elapsed_hours=6, yesterday_total=60)
+    assert forecast is not None and forecast.firm
+    assert forecast.expected == pytest.approx(25)
+    assert forecast.cautious >= 25
+    # yesterday's total is a prior that today's payments outweigh as they come: a busier day
+    # than yesterday (70 by 16:00) still expects the day's rate, half of it at least
+    busy = _forecast(arrivals=70, elapsed_hours=8, yesterday_total=60)
+    assert busy is not None
+    rate = (60 + 70) / (OPEN_DAY + 8 * HOUR) * (OPEN_DAY - 8 * HOUR)
+    assert busy.expected == pytest.approx(rate / 2)
+    assert busy.cautious > rate
+    # the first payment of the day is already planned from yesterday, without a cap
+    opening = _forecast(arrivals=0, elapsed_hours=0, yesterday_total=60)
+    assert opening is not None and opening.firm and opening.expected == pytest.approx(60)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(("yesterday_total", "total"), [(0, 60), (0, 75), (60, 60), (60, 75)])
+def test_the_budget_covers_every_payment_of_the_day(seed: int, yesterday_total: int, total: int) -> None:
+    """Payments at random over the day, each spending its allowance when it comes (the cheapest
+    plan at least), on a first day and after a day of 60 (the same, and a quarter busier): 100
+    requests, 3 of them the reserve, cover every one of them."""
+    rng = random.Random(seed)
+    arrivals = sorted(rng.uniform(0, 12 * HOUR) for _ in range(total))
+    remaining = 100.0
+    for n, at in enumerate(arrivals):
+        recent = sum(1 for a in arrivals[:n] if a > at - 2 * HOUR)
+        forecast = DayForecast.estimate(
+            arrivals=n, open_elapsed=at, open_left=OPEN_DAY - at, recent_arrivals=recent,
+            recent_open=max(1800.0, min(2 * HOUR, at)), yesterday_total=yesterday_total,
+            yesterday_open=OPEN_DAY if yesterday_total else 0.0,
+        )  # fmt: skip
+        allowance = Allowance.within_hours(
+            remaining=math.floor(remaining), reserve=3, pending=1, forecast=forecast, nominal_checks=90.0, floor_cost=1.1
+        )
+        remaining -= max(1.1, allowance.per_payment or 0.0)
+        assert remaining >= 0, f"ran dry with {total - n - 1} payments to go"
 
 
 def test_a_closed_shop_keeps_one_late_payment_in_hand() -> None:
-    common = {"remaining": 20, "reserve": 0, "recent_rate_per_second": 4 / 3600, "seconds_to_reset": 3 * 3600, "nominal_checks": 90.0}
-    # after closing (or on a closed day): no time left to carry the rate over, one late payment expected
-    closed = Allowance.compute(**common, pending=2, seconds_to_close=0.0)
-    assert closed.expected_payments == 3 and closed.per_payment == pytest.approx(20 / 3)
+    # after closing (or on a closed day): no open time left to carry the rate over, one late payment expected
+    closed = _forecast(arrivals=40, elapsed_hours=12.25)
+    assert closed is not None and closed.expected == 0
+    after = _within_hours(closed, remaining=20, pending=2)
+    assert after.expected_payments == 3 and after.per_payment == pytest.approx(20 / 3)
     # nothing pending: still a plan for the late one, not "ample"
-    idle = Allowance.compute(**common, pending=0, seconds_to_close=0.0)
+    idle = _within_hours(closed, remaining=20, pending=0)
     assert idle.expected_payments == 1 and idle.per_payment == pytest.approx(20.0)
     # without hours nothing pending and nothing expected is ample, as before
-    assert Allowance.compute(**{**common, "recent_rate_per_second": 0.0}, pending=0).ample
+    assert Allowance.compute(remaining=20, reserve=0, pending=0, recent_rate_per_second=0.0, seconds_to_reset=3 * HOUR, nominal_checks=90.0).ample
 
 
 def test_without_hours_the_rate_runs_over_yesterdays_busy_hours_as_before() -> None:
