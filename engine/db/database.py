@@ -25,9 +25,10 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from engine.config import DatabaseSettings
 from engine.db import sqlite_driver
 from engine.db.write_connection import WriteConnection
 from engine.errors import StorageError
@@ -57,7 +58,7 @@ def create_private_file(path: Path) -> None:
 class Database:
     """Owns the engine and hands out sessions and transactions."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = 25) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, pool_size: int = DatabaseSettings.pool_size) -> None:
         self.url = url
         self.busy_timeout = busy_timeout
         self._checkpointer: sqlite_driver.Checkpointer | None = None
@@ -157,21 +158,29 @@ class Database:
         asks for one (see ``write_connection``); on SQLite queued behind this process's other
         writers. Committed on success, rolled back on any error, like ``transaction()``."""
         assert not self.is_memory, "an in-memory SQLite database has one connection: use transaction()"
-        async with storage_errors(self), self._writer():
-            # Not ``async with engine.connect()``: its exit closes in a shielded task, a loop turn
-            # later (as ``_session`` explains); nothing here is left for a close to wait on.
-            conn = await self.engine.connect()
+        async with storage_errors(self), self._writer(), self.connection() as conn:
+            write = WriteConnection(conn, await conn.get_raw_connection(), postgres=self.is_postgres)
+            await write.begin()
             try:
-                write = WriteConnection(conn, await conn.get_raw_connection(), postgres=self.is_postgres)
-                await write.begin()
-                try:
-                    yield write
-                except BaseException:
-                    await write.end(commit=False)
-                    raise
-                await write.end(commit=True)
-            finally:
-                await conn.close()
+                yield write
+            except BaseException:
+                await write.end(commit=False)
+                raise
+            await write.end(commit=True)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection, given back as soon as the work is done.
+
+        Not ``async with engine.connect()``: its exit gives the connection back in a shielded
+        task, a loop turn later (a task and a turn per transaction or status read). The work in
+        here leaves the connection nothing to wait on at its close: a write transaction is ended
+        on the driver first, a point read runs outside any transaction."""
+        conn = await self.engine.connect()
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def _session(self, maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

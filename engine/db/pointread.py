@@ -49,12 +49,6 @@ class PointRead:
             return await self.compiled.fetchone(self._pooled_fetchrow, params)
 
     async def _pooled_fetchrow(self, sql: str, args: list[Any]) -> Any:
-        # Not ``async with engine.connect()``: its exit returns the connection in a shielded task a
-        # loop turn later, which cost a status read a task and a turn; one statement outside any
-        # transaction leaves the connection nothing to reset, so it goes back at once.
-        conn = await self.db.engine.connect()
-        try:
+        async with self.db.connection() as conn:
             raw = await conn.get_raw_connection()
             return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
-        finally:
-            await conn.close()

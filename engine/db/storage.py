@@ -48,7 +48,7 @@ __all__ = ["Storage", "Tx"]
 
 @dataclass
 class Tx:
-    #: The session, or (a SQLite write transaction) what makes one on first use: ``session``.
+    #: The session of a read, or a write transaction's connection that makes one on first use (``session``).
     _session: AsyncSession | WriteConnection
     now: datetime
     ids: IdFactory

@@ -48,6 +48,11 @@ class TodaysHours:
     open_elapsed: float | None = None
     yesterday_open: float | None = None
 
+    @property
+    def applies(self) -> bool:
+        """Whether the hours shape today's forecast (then every figure above is set)."""
+        return self.seconds_to_close is not None
+
 
 _NOT_APPLIED = TodaysHours(None, None)
 

@@ -126,11 +126,13 @@ class Poller(Worker):
         usage = await self.client.budget_usage()
         reset = local_midnight_after(now)
         hours = await self.opening_hours.today(now, reset, DEMAND_WINDOW)
+        within_hours = hours.applies
         async with self.storage.read() as tx:
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
-            today = await repo.count_created_since(tx, reset - timedelta(days=1))
-            # payments created yesterday between this time of day and its midnight
-            yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
+            if within_hours:  # today's payments so far: the forecast's own count
+                today = await repo.count_created_since(tx, reset - timedelta(days=1))
+            else:  # payments created yesterday between this time of day and its midnight
+                yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
             slots = await self._yesterday_profile(tx, reset - timedelta(days=2))
             paid_share = await self._paid_share_now(tx, now)
         bulk = self.client.bulk_blocked_until is None
@@ -144,13 +146,13 @@ class Poller(Worker):
             "floor_cost": self.schedule.floor_cost(paid_share),
             "nominal_checks": self.schedule.nominal_checks(self.settings.payments.default_timeout_minutes * 60),
         }
-        if hours.seconds_to_close is not None and hours.open_elapsed is not None and hours.demand_seconds is not None:
+        if within_hours:
             forecast = DayForecast.estimate(
                 arrivals=today,
-                open_elapsed=hours.open_elapsed,
-                open_left=hours.seconds_to_close,
+                open_elapsed=hours.open_elapsed or 0.0,
+                open_left=hours.seconds_to_close or 0.0,
                 recent_arrivals=recent,
-                recent_open=hours.demand_seconds,
+                recent_open=hours.demand_seconds or 0.0,
                 yesterday_total=sum(slots),
                 yesterday_open=hours.yesterday_open or 0.0,
             )
