@@ -169,7 +169,8 @@ class DatabaseSettings:
     #: Seconds SQLite waits on a locked database before failing.
     sqlite_busy_timeout: float = 10.0
     #: Database connections this process keeps open (a busy moment opens as many again for a
-    #: while). Each request waiting on PostgreSQL holds one: size it to the API's concurrency.
+    #: while; on PostgreSQL, status reads open up to as many more of their own, ``point_pool``).
+    #: Each request waiting on PostgreSQL holds one: size it to the API's concurrency.
     pool_size: int = 25
     echo: bool = False
     #: Where the nightly backups go (a directory; empty: no nightly backup).

@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from engine.config import DatabaseSettings
 from engine.db import sqlite_driver
+from engine.db.point_pool import PointReadPool
 from engine.db.write_connection import WriteConnection
 from engine.errors import StorageError
 
@@ -94,6 +95,10 @@ class Database:
             # fails its first statement, SQLAlchemy invalidates the pool, and the next call reconnects.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        #: PostgreSQL: the connections ``PointRead`` runs on, outside the engine's pool.
+        self.point_pool: PointReadPool | None = None
+        if self.dialect == "postgresql":
+            self.point_pool = PointReadPool(url, self.engine.dialect, size=pool_size)
         if self.dialect == "sqlite":
             self._install_sqlite_pragmas()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
@@ -175,7 +180,7 @@ class Database:
         Not ``async with engine.connect()``: its exit gives the connection back in a shielded
         task, a loop turn later (a task and a turn per transaction or status read). The work in
         here leaves the connection nothing to wait on at its close: a write transaction is ended
-        on the driver first, a point read runs outside any transaction."""
+        on the driver first. (PostgreSQL point reads have connections of their own, ``point_pool``.)"""
         conn = await self.engine.connect()
         try:
             yield conn
@@ -260,6 +265,8 @@ class Database:
         for reader in list(self._point_readers.values()):
             reader.stop()
         self._point_readers.clear()
+        if self.point_pool is not None:
+            await self.point_pool.close()
         await self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.close()

@@ -7,7 +7,9 @@ straight on the driver:
 
 - SQLite: on a read-only connection per event loop (``Database.point_reader``), whose busy
   waits are asyncio sleeps like every other statement's (see ``sqlite_driver``);
-- PostgreSQL: on a pooled connection's asyncpg handle (its own prepared-statement cache).
+- PostgreSQL: on a raw asyncpg connection of ``Database.point_pool`` (see ``point_pool``: no
+  SQLAlchemy checkout, checkin or reset around it), whose prepared-statement cache makes the
+  SELECT one round trip.
 """
 
 from __future__ import annotations
@@ -46,9 +48,5 @@ class PointRead:
             if self.db.is_sqlite:
                 reader = await self.db.point_reader()
                 return await self.compiled.fetchone(reader.fetchone, params)
-            return await self.compiled.fetchone(self._pooled_fetchrow, params)
-
-    async def _pooled_fetchrow(self, sql: str, args: list[Any]) -> Any:
-        async with self.db.connection() as conn:
-            raw = await conn.get_raw_connection()
-            return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
+            assert self.db.point_pool is not None
+            return await self.compiled.fetchone(self.db.point_pool.fetchrow, params)
