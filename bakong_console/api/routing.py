@@ -4,6 +4,11 @@ routes that need no dependency solving.
 Bodies: JSON numbers arrive as ``Decimal`` (``12.35`` is exactly 12.35), and ``NaN`` and
 ``Infinity`` are refused (Python's json module would otherwise accept them).
 
+Static paths: FastAPI finds a request's route by trying the routes in turn (a path regex per
+route: 22 µs to reach the 24th). ``StaticPaths``, put first in the app's routes, finds a route
+whose path has no parameter by one dict lookup on (path, method), where no earlier route
+would take that request; every other request falls through to the walk.
+
 Direct call: FastAPI solves every request's dependencies with generic machinery (a dependency
 cache, scope bookkeeping, exit stacks, telemetry hooks) that cost a keyed status read about a
 tenth of its CPU. A route without a body whose only dependencies are ``security.require``
@@ -28,10 +33,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from bakong_console.api.security import required_scope
 
-__all__ = ["ApiRoute"]
+__all__ = ["ApiRoute", "StaticPaths"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -139,3 +147,51 @@ class ApiRoute(APIRoute):
             return await call(**values)
 
         return direct_handler
+
+
+class StaticPaths(BaseRoute):
+    """The routes of parameterless paths by (path, method): the app's first route.
+
+    A (path, method) is in the table only when the first route of the list that fully matches
+    it is that path's route, so the table answers what the walk would have; it is rebuilt
+    when routes are added. Anything else (another path or method, a websocket, an app served
+    under a root path) matches nothing here, and FastAPI walks the routes as before. Not used
+    with FastAPI's native telemetry on: it labels a request with the route the walk selected.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self._routes = routes
+        self._built_for: tuple[int, int] = (-1, 0)
+        self._table: dict[tuple[str, str], APIRoute] = {}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope.get("root_path"):
+            return Match.NONE, {}
+        routes = self._routes
+        if (len(routes), id(routes[-1])) != self._built_for:
+            self._rebuild()
+        route = self._table.get((scope["path"], scope["method"]))
+        if route is None:
+            return Match.NONE, {}
+        return route.matches(scope)  # FULL: its endpoint, path parameters and itself as "route"
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["route"].handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)  # the routes themselves answer, later in the list
+
+    def _rebuild(self) -> None:
+        table: dict[tuple[str, str], APIRoute] = {}
+        earlier: list[BaseRoute] = []
+        for route in self._routes:
+            if route is self:
+                continue
+            if isinstance(route, APIRoute) and not route.param_convertors:
+                for method in route.methods or ():
+                    probe = {"type": "http", "path": route.path, "root_path": "", "method": method, "path_params": {}, "headers": []}
+                    if all(other.matches(probe)[0] is not Match.FULL for other in earlier):
+                        table.setdefault((route.path, method), route)
+            earlier.append(route)
+        self._table = table
+        self._built_for = (len(self._routes), id(self._routes[-1]))

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.responses import PlainTextResponse
 
-from bakong_console.api.routing import ApiRoute
+from bakong_console.api.routing import ApiRoute, StaticPaths
 from tests.api.conftest import KeyFactory
 from tests.api.test_payments_api import create
 
@@ -96,3 +97,64 @@ async def test_a_direct_route_answers_what_fastapis_handler_answers(
     direct, solved = await _both(app, client, url, headers)
     assert direct == solved
     assert direct[0] in (200, 304, 401, 403, 404, 422)
+
+
+async def test_static_paths_go_where_the_walk_of_the_routes_would(app: FastAPI, client: httpx.AsyncClient) -> None:
+    assert isinstance(app.router.routes[0], StaticPaths)
+
+    async def by_name(name: str) -> PlainTextResponse:
+        return PlainTextResponse(f"by name {name}")
+
+    async def fixed() -> PlainTextResponse:
+        return PlainTextResponse("fixed")
+
+    async def late() -> PlainTextResponse:
+        return PlainTextResponse("late")
+
+    # Added after the app was made (as bench/ routes are): the table follows; a parameterless
+    # path that an earlier route also matches stays with the earlier route.
+    app.add_api_route("/api/lookup/{name}", by_name, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/api/lookup/fixed", fixed, methods=["GET", "POST"], include_in_schema=False)
+    app.add_api_route("/api/late", late, methods=["GET"], include_in_schema=False)
+    assert (await client.get("/api/late")).text == "late"
+    assert (await client.get("/api/lookup/fixed")).text == "by name fixed"
+    assert (await client.post("/api/lookup/fixed")).text == "fixed"
+    refused = await client.post("/api/late")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET"
+    health = await client.get("/api/health")
+    assert health.status_code == 200 and health.headers["x-request-id"]
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/api/health"' in metrics and 'route="/api/late"' in metrics
+
+    requests = [("GET", "/api/late"), ("POST", "/api/late"), ("GET", "/api/lookup/fixed"), ("POST", "/api/lookup/fixed"),
+                ("GET", "/api/health"), ("HEAD", "/api/health"), ("GET", "/api/health/"), ("GET", "/api/openapi.json"),
+                ("GET", "/api/problems/not-found"), ("GET", "/nowhere")]  # fmt: skip
+
+    async def answers() -> list[tuple[int, dict[str, str], Any]]:
+        return [_answer(await client.request(method, url)) for method, url in requests]
+
+    with_table = await answers()
+    table = app.router.routes.pop(0)
+    try:
+        assert with_table == await answers()
+    finally:
+        app.router.routes.insert(0, table)
+    assert app.url_path_for("by_name", name="x") == "/api/lookup/x"
+
+
+async def test_native_telemetry_is_on_for_the_signals_an_sdk_has_set_up(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+
+    from bakong_console.api.app import create_app, native_telemetry
+
+    assert native_telemetry() == {"tracing": False, "metrics": False, "logs": False}
+
+    class SdkTracerProvider:  # any provider but the API's stand-in
+        pass
+
+    monkeypatch.setattr(trace, "get_tracer_provider", SdkTracerProvider)
+    assert native_telemetry() == {"tracing": True, "metrics": False, "logs": False}
+    app = create_app(engine)
+    # FastAPI labels a request's span with the route its own walk selected: no table then.
+    assert not any(isinstance(route, StaticPaths) for route in app.router.routes)
+    await app.state.api.aclose()
