@@ -52,12 +52,9 @@ class PointReadPool:
         self.size = size
         self.timeout = timeout
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = weakref.WeakKeyDictionary()
-        self._closed = False
 
     async def fetchrow(self, sql: str, args: list[Any]) -> asyncpg.Record | None:
         """The statement's first row, or None; asyncpg's exceptions as they are."""
-        if self._closed:
-            raise asyncpg.InterfaceError("the point-read pool is closed")
         loop = asyncio.get_running_loop()
         connections = self._loops.get(loop)
         if connections is None:
@@ -82,16 +79,12 @@ class PointReadPool:
 
     async def close(self) -> None:
         """Close every idle connection (gracefully on this loop, cut on another); connections in
-        use are closed as their reads end. Later reads are refused."""
-        self._closed = True
+        use are cut as their reads end. A later read opens new ones, as SQLAlchemy's engine
+        reconnects after ``dispose()``."""
         running = asyncio.get_running_loop()
-        for loop, connections in list(self._loops.items()):
+        loops, self._loops = list(self._loops.items()), weakref.WeakKeyDictionary()
+        for loop, connections in loops:
             await connections.close(graceful=loop is running)
-        self._loops.clear()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class _Adapted:
@@ -115,6 +108,7 @@ class _LoopConnections:
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self.open = 0
+        self.closed = False
 
     async def fetchrow(self, sql: str, args: list[Any]) -> asyncpg.Record | None:
         conn, reused = await self._acquire()
@@ -185,8 +179,8 @@ class _LoopConnections:
 
     async def _open_in_slot(self) -> asyncpg.Connection:
         try:
-            if self._pool.closed:
-                raise asyncpg.InterfaceError("the point-read pool is closed")
+            if self.closed:
+                raise asyncpg.InterfaceError("the point-read connections were closed while this read waited")
             return await self._pool.connect()
         except BaseException:
             self._free_slot()
@@ -195,7 +189,7 @@ class _LoopConnections:
     def _give_back(self, conn: asyncpg.Connection) -> None:
         if conn.is_closed():
             self._free_slot()
-        elif self._pool.closed:
+        elif self.closed:
             conn.terminate()
             self._free_slot()
         else:
@@ -224,6 +218,7 @@ class _LoopConnections:
         self.open -= 1
 
     async def close(self, *, graceful: bool) -> None:
+        self.closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             self.open -= 1

@@ -6,7 +6,9 @@ server is down or every connection stays busy."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import warnings
 from collections.abc import Iterable
 
 import asyncpg
@@ -67,8 +69,30 @@ async def test_concurrent_reads_share_at_most_pool_size_connections_closed_with_
     finally:
         await db.dispose()
     assert await gone(set(pids))
-    with pytest.raises(StorageError, match="point-read pool is closed"):
-        await pid_of(db)
+    # as SQLAlchemy's engine after dispose(): a later read connects again, and dispose closes it
+    again = await pid_of(db)
+    assert again not in pids and db.point_pool.open_count() == 1
+    await db.dispose()
+    assert await gone({again}) and db.point_pool.open_count() == 0
+
+
+async def test_a_read_in_flight_when_the_database_closes_answers_then_its_connection_closes(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=2)
+    try:
+        both = set(await asyncio.gather(pid_of(db, 0.05), pid_of(db, 0.05)))
+        slow = asyncio.create_task(pid_of(db, 0.5))
+        await asyncio.sleep(0.2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await db.dispose()
+            assert await slow in both  # the read still answers, on the connection it had
+            gc.collect()
+        # closed by the pool, not left to asyncpg's finaliser ("unclosed connection")
+        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+        assert await gone(both)
+        assert db.point_pool is not None and db.point_pool.open_count() == 0
+    finally:
+        await db.dispose()
 
 
 async def test_instances_keep_their_own_connections(pg_url: str) -> None:
