@@ -17,10 +17,12 @@
    perfect forecast (told the day's payment count and paid share in advance, not when they pay)
    and the naive poller. Target: every paid payment detected, the quota not spent dry before the
    day ends, median < 30 s. ``--hours 08:00-20:00`` declares those opening hours for every
-   weekday (``[hours]``), so the forecast runs to closing time instead of midnight.
+   weekday (``[hours]``), so the forecast runs to closing time instead of midnight; ``--expected
+   60`` gives the shop's estimate of its payments on a normal open day
+   (``[hours] expected_payments_per_day``: the first day's prior; 30 or 120 try a wrong one).
 
 Run: .venv/bin/python bench/poller_bench.py [--payments 10000] [--seconds 40] [--regime 1|2|both] [--seed 3] [--days 2]
-     [--hours 08:00-20:00]
+     [--hours 08:00-20:00] [--expected 60]
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from engine.bakong.sandbox import SandboxControl  # noqa: E402
 from engine.clock import PHNOM_PENH, ManualClock, SystemClock  # noqa: E402
 from engine.config import PaymentSettings, Settings  # noqa: E402
 from engine.crypto import generate_key_spec  # noqa: E402
-from engine.hours import WEEKDAYS, parse_day  # noqa: E402
+from engine.hours import WEEKDAYS, expected_payments_problem, parse_day  # noqa: E402
 from engine.db import payments as repo  # noqa: E402
 from engine.errors import InvalidInput  # noqa: E402
 from engine.ids import IdFactory  # noqa: E402
@@ -292,7 +294,7 @@ async def settle(engine: Engine) -> None:
         await asyncio.sleep(0.001)
 
 
-async def regime_production(seed: int = 3, n_days: int = 2, hours: str = "") -> None:
+async def regime_production(seed: int = 3, n_days: int = 2, hours: str = "", expected: int = 0) -> None:
     """Simulated business days on one database: the first has no history to forecast from, each
     later one can use the day before (what came after this time yesterday)."""
     rng = random.Random(seed)
@@ -310,7 +312,7 @@ async def regime_production(seed: int = 3, n_days: int = 2, hours: str = "") -> 
             daemon={"lease_seconds": 3600.0},
             webhooks={"tick_seconds": 3600.0},
             subscriptions={"tick_seconds": 3600.0},
-            hours=dict.fromkeys(WEEKDAYS, hours),
+            hours={**dict.fromkeys(WEEKDAYS, hours), "expected_payments_per_day": expected},
         )
         async with Engine.open(
             settings, clock=clock, run_workers=True, migrate=True, rng=random.Random(seed), ids=IdFactory(clock, random.Random(seed))
@@ -323,12 +325,12 @@ async def regime_production(seed: int = 3, n_days: int = 2, hours: str = "") -> 
                 results.append(await simulate_day(engine, clock, day, script, rng))
     ideal = [ideal_day(script, budget=100, payments=settings.payments) for script in scripts]
     print(f"regime 2: production-like days (seed {seed}), 100 requests a day, bulk endpoint blocked, 60 payments a day (5 never paid)")
-    print(f"  opening hours: {hours or 'not declared'}")
+    print(f"  opening hours: {hours or 'not declared'}; expected payments a day: {expected or 'not given'}")
     print("  ideal: our schedule told the day's payment count and paid share in advance (not when they pay)")
     print(f"  {'day':<5}{'history':<10}{'detected':>10}{'median (s)':>12}{'ideal (s)':>11}{'spent':>7}{'ideal':>7}{'ran dry':>9}  target")
     for i, (r, best) in enumerate(zip(results, ideal, strict=True)):
         ok = r["all"] and r["dry"] == "never" and r["median"] < 30
-        history = "none" if i == 0 else "yesterday"
+        history = ("estimate" if expected and hours else "none") if i == 0 else "yesterday"
         print(
             f"  {i + 1:<5}{history:<10}{r['detected']:>10}{r['median']:>12.1f}{best['median']:>11.1f}"
             f"{r['used']:>7}{best['used']:>7}{r['dry']:>9}  {'met' if ok else 'NOT met'}"
@@ -450,7 +452,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.regime in ("1", "both"):
         await regime_unlimited(args.payments, args.seconds)
     if args.regime in ("2", "both"):
-        await regime_production(args.seed, args.days, args.hours)
+        await regime_production(args.seed, args.days, args.hours, args.expected)
 
 
 def main() -> None:
@@ -461,6 +463,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3, help="the simulated days' random seed (regime 2)")
     parser.add_argument("--days", type=int, default=2, help="simulated business days, the first without history (regime 2)")
     parser.add_argument("--hours", default="", help='opening hours of every weekday, e.g. "08:00-20:00" (regime 2; default: none declared)')
+    parser.add_argument(
+        "--expected", type=int, default=0, help="the shop's estimate of payments on a normal open day (regime 2; default: not given)"
+    )
     args = parser.parse_args()
     if args.days < 1:
         parser.error("--days must be at least 1")
@@ -468,6 +473,9 @@ def main() -> None:
         parse_day(args.hours)
     except InvalidInput as exc:
         parser.error(f"--hours: {exc.message}")
+    problem = expected_payments_problem(args.expected, allow_none=True)
+    if problem:
+        parser.error(f"--expected: {problem}")
     asyncio.run(main_async(args))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.errors import ConfigError, InvalidInput
-from engine.hours import OpeningHours
+from engine.hours import WEEKDAYS, OpeningHours, expected_payments_problem
 from engine.money import parse_amount
 from engine.redaction import MASK, redact_url
 from engine.terminals import TERMINAL_RULE, is_terminal_name
@@ -361,10 +361,14 @@ class HoursSettings:
     fri: str = ""
     sat: str = ""
     sun: str = ""
+    #: About how many KHQR payments a normal open day brings (0: not given). The budget forecast
+    #: starts from it on a day with no open day before it to go by (the first one), and the day's
+    #: own payments overrule it as they come.
+    expected_payments_per_day: int = 0
 
     def opening_hours(self) -> OpeningHours:
         """The parsed week (validated when the settings load)."""
-        return OpeningHours.parse(dataclasses.asdict(self))
+        return OpeningHours.parse({day: getattr(self, day) for day in WEEKDAYS})
 
 
 @dataclass(frozen=True)
@@ -688,6 +692,9 @@ def _check_consistency(settings: Settings, origin: str) -> None:
         settings.hours.opening_hours()
     except InvalidInput as exc:
         raise ConfigError(f"{origin}: hours.{exc.message}") from None
+    problem = expected_payments_problem(settings.hours.expected_payments_per_day, allow_none=True)
+    if problem:
+        raise ConfigError(f"{origin}: hours.expected_payments_per_day: {problem}")
     terminal = settings.console.terminal
     if terminal and not is_terminal_name(terminal):
         raise ConfigError(f"{origin}: console.terminal: {TERMINAL_RULE}, got {terminal!r}")

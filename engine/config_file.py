@@ -33,7 +33,7 @@ SETUP_KEYS: dict[str, tuple[str, ...]] = {
     "database": ("url",),
     "security": ("data_key_file",),
     "payments": ("currency",),
-    "hours": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+    "hours": ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "expected_payments_per_day"),
 }  # fmt: skip
 
 _COMMENTS: dict[tuple[str, str], str] = {
@@ -56,6 +56,7 @@ _COMMENTS: dict[tuple[str, str], str] = {
     ("security", "data_key_file"): "the AES-256 key for secrets at rest (0600); back it up: without it they are lost",
     ("payments", "currency"): "the currency new payments start in: KHR or USD",
     ("hours", "mon"): 'Phnom Penh time: "08:00-20:00", ranges separated by commas, "closed", or "" (not declared)',
+    ("hours", "expected_payments_per_day"): "about how many KHQR payments a normal open day brings (0: not known); plans the first day",
 }
 
 _HEADER = """\

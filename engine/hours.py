@@ -4,7 +4,9 @@
 ``"07:00-11:30, 13:00-21:00"``), ``"closed"``, or nothing (not declared). A range whose end is not
 after its start runs past midnight (``"18:00-02:00"`` closes at 02:00 the next morning). The
 poller plans its Bakong budget up to the closing time instead of midnight (``open_seconds``) and
-notices payments made while the shop is closed (``closed_spans``); setup writes them.
+notices payments made while the shop is closed (``closed_spans``); setup writes them, and the
+shop's estimate of its payments on a normal open day (``parse_expected_payments``), the first
+day's forecast before it has payments of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from datetime import date, datetime, time, timedelta
 from engine.clock import PHNOM_PENH, utc
 from engine.errors import InvalidInput
 
-__all__ = ["WEEKDAYS", "OpeningHours", "Session", "format_day", "parse_day"]
+__all__ = [
+    "MAX_EXPECTED_PAYMENTS",
+    "WEEKDAYS",
+    "OpeningHours",
+    "Session",
+    "expected_payments_problem",
+    "format_day",
+    "parse_day",
+    "parse_expected_payments",
+]
 
 #: Config keys, Monday first (``date.weekday()`` order).
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -24,6 +35,10 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _DAY = 24 * 60
 _NO_GRACE = timedelta(0)
+
+#: The most payments a day an estimate may say: far past any shop (and past what a day's Bakong
+#: quota can check); more is a typo.
+MAX_EXPECTED_PAYMENTS = 100_000
 
 #: One day's declaration: None when not declared, () when closed, else (open, close) minutes after
 #: the day's local midnight, close > open (close may pass 1440: open past midnight).
@@ -66,6 +81,33 @@ def parse_day(text: str) -> DayHours:
     if ranges[-1][1] > ranges[0][0] + _DAY:
         raise InvalidInput(f"{text!r}: the last range runs into the next day's first", field="hours")
     return tuple(ranges)
+
+
+def expected_payments_problem(count: int, *, allow_none: bool = False) -> str | None:
+    """Why ``count`` cannot be the payments of a normal open day, or None (0 is "not given"
+    where ``allow_none``)."""
+    if count == 0 and allow_none:
+        return None
+    if count < 1:
+        return "at least 1 payment (leave it empty when you do not know)"
+    if count > MAX_EXPECTED_PAYMENTS:
+        return f"at most {MAX_EXPECTED_PAYMENTS:,} payments a day (is {count:,} a typo?)"
+    return None
+
+
+def parse_expected_payments(text: str) -> int:
+    """The payments of a normal open day as typed (empty: not given, 0); a clear
+    ``InvalidInput`` when it is not a whole number from 1 to ``MAX_EXPECTED_PAYMENTS``."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    if not cleaned:
+        return 0
+    if not cleaned.isascii() or not cleaned.isdigit():
+        raise InvalidInput(f"{text.strip()!r}: write a whole number of payments, e.g. 60 (empty: not known)", field="hours.expected_payments_per_day")
+    count = int(cleaned)
+    problem = expected_payments_problem(count)
+    if problem:
+        raise InvalidInput(f"{text.strip()!r}: {problem}", field="hours.expected_payments_per_day")
+    return count
 
 
 def format_day(hours: DayHours) -> str:

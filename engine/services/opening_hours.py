@@ -5,7 +5,10 @@ With hours declared for today, payments are expected only while the shop is open
 (``DayForecast``) carries today's rate over the open time left before the quota resets (each
 session lasting ``CLOSING_MARGIN`` past its closing time: the last customers at the counter), and
 measures rates over open time rather than clock time (at 08:30 the shop has been open half an
-hour, not two; yesterday's total came in yesterday's open hours). A payment the shop creates outside them (past the margin;
+hour, not two). Its history is the last open day (a Monday after a closed Sunday looks back to
+Saturday), whose total came in that day's open time; the shop's own estimate of a normal open
+day (``[hours] expected_payments_per_day``) is spread over ``normal_open``, the open time of a
+normal open day. A payment the shop creates outside them (past the margin;
 a subscription's invoice, issued by the engine at any hour, does not count) means the hours
 cannot be trusted today: the forecast runs to the reset as without hours, and one
 ``alert.opening_hours_mismatch`` event is raised for the day (remembered in the database, so a
@@ -14,6 +17,7 @@ restart or another poller does not raise it again).
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -33,6 +37,8 @@ CLOSING_MARGIN = timedelta(minutes=15)
 #: The recent rate is never measured over less open time than this (two payments in the first
 #: minutes after opening are not a rate of hundreds an hour).
 MIN_DEMAND_SECONDS = 1800.0
+#: How far back the forecast looks for the last open day (a week: the same weekday at worst).
+HISTORY_DAYS = 7
 #: The engine state holding the local day the mismatch alert was last raised for.
 HOURS_ALERT_STATE = "poller.hours_alert"
 
@@ -40,13 +46,17 @@ HOURS_ALERT_STATE = "poller.hours_alert"
 @dataclass(frozen=True)
 class TodaysHours:
     """The forecast's view of today: the open time left before the reset (with the margin), the
-    open time of the demand window, today's open time so far and yesterday's (the forecast's
-    exposure); None for each when the hours do not apply today."""
+    open time of the demand window, today's open time so far, the last open day (its local date,
+    whose payments are the forecast's history) and its open time, and a normal open day's open
+    time (what the shop's estimate is spread over); None for each when the hours do not apply
+    today."""
 
     seconds_to_close: float | None
     demand_seconds: float | None
     open_elapsed: float | None = None
-    yesterday_open: float | None = None
+    history_day: date | None = None
+    history_open: float | None = None
+    normal_open: float | None = None
 
     @property
     def applies(self) -> bool:
@@ -57,12 +67,24 @@ class TodaysHours:
 _NOT_APPLIED = TodaysHours(None, None)
 
 
+def _normal_open(hours: OpeningHours) -> float:
+    """The open time of a normal open day, in seconds: the median over the weekdays declared open
+    (each session with its margin); 0 when none is."""
+    lengths = sorted(
+        sum(end - start for start, end in ranges) * 60.0 + len(ranges) * CLOSING_MARGIN.total_seconds()
+        for ranges in hours.days
+        if ranges
+    )
+    return statistics.median(lengths) if lengths else 0.0
+
+
 class OpeningHoursForecast:
     """The declared hours, checked against today's payments once per poller pass."""
 
     def __init__(self, storage: Storage, hours: OpeningHours) -> None:
         self.storage = storage
         self.hours = hours
+        self.normal_open = _normal_open(hours)
         #: The local day on which a payment was seen outside the hours (they are ignored until it ends).
         self._mismatch_on: date | None = None
 
@@ -85,18 +107,30 @@ class OpeningHoursForecast:
                 return _NOT_APPLIED
         to_close = self.hours.open_seconds(now, reset, grace=CLOSING_MARGIN)
         elapsed = self.hours.open_seconds(midnight, now, grace=CLOSING_MARGIN)
-        yesterday = local_day - timedelta(days=1)
+        history_day = self.last_open_day(local_day)
+        history_midnight = utc(datetime.combine(history_day, time(0), PHNOM_PENH))
         return TodaysHours(
             seconds_to_close=to_close,
             demand_seconds=max(MIN_DEMAND_SECONDS, self.hours.open_seconds(now - demand_window, now, grace=CLOSING_MARGIN)),
             open_elapsed=elapsed,
-            # yesterday's hours not declared: taken to have been today's
-            yesterday_open=(
-                self.hours.open_seconds(midnight - timedelta(days=1), midnight, grace=CLOSING_MARGIN)
-                if self.hours.declared_on(yesterday)
+            history_day=history_day,
+            # a day whose hours are not declared: taken to have been open as long as today
+            history_open=(
+                self.hours.open_seconds(history_midnight, history_midnight + timedelta(days=1), grace=CLOSING_MARGIN)
+                if self.hours.declared_on(history_day)
                 else elapsed + to_close
             ),
+            normal_open=self.normal_open or elapsed + to_close,
         )
+
+    def last_open_day(self, local_day: date) -> date:
+        """The latest local day before ``local_day`` that was not declared closed (yesterday, or
+        Saturday for a Monday after a closed Sunday; a week back at worst: today's weekday)."""
+        for back in range(1, HISTORY_DAYS):
+            day = local_day - timedelta(days=back)
+            if self.hours.days[day.weekday()] != ():
+                return day
+        return local_day - timedelta(days=HISTORY_DAYS)
 
     async def _alert(self, local_day: date, outside: int) -> None:
         """One alert per local day, however many payments and pollers see it."""

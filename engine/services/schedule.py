@@ -10,8 +10,9 @@ pay (nobody pays in the first seconds: the payer still has to open the app, scan
 first gaps longest (a late check is cheap: most payers were found before it), plus one at expiry
 when affordable, so the budget lasts until the quota resets at local midnight instead of running
 dry at noon. With opening hours declared the forecast (``DayForecast``) runs to the closing time
-(and a margin) instead, from today's payments over today's open time and yesterday's total, and
-outside them it keeps the cheapest plan of one late payment in hand.
+(and a margin) instead, from today's payments over today's open time and the last open day's
+total (or, with no such day, the shop's estimate of a normal day while the day's payments agree
+with it), and outside them it keeps the cheapest plan of one late payment in hand.
 """
 
 from __future__ import annotations
@@ -48,11 +49,23 @@ FORECAST_DEVIATIONS = 1.5
 #: Yesterday's total weighs as much as a whole day of today's own payments in today's rate: a
 #: prior that fades as today's payments come in.
 HISTORY_WEIGHT = 1.0
-#: Without yesterday, the rate's prior is this many payments over no open time (Jeffreys' prior
-#: for a Poisson rate): the day's own payments set the rate, and a few of them say little.
+#: The shop's estimate of a normal open day's payments weighs as much as this many payments
+#: counted today in today's rate: a guess, which the day's own payments soon outweigh.
+ESTIMATE_PAYMENTS = 15.0
+#: While the day's payments agree with the estimate, the cheapest plan is kept in hand for this
+#: many standard deviations more payments than expected (the estimate, checked by the day itself,
+#: needs less of a cushion than a day with nothing to go by).
+ESTIMATE_DEVIATIONS = 0.5
+#: The day's payments disagree with the estimate once their count (over the day so far, or over
+#: the last hours) is this many Poisson standard deviations away from what the estimate expects:
+#: the day is then forecast from its own payments, as without an estimate.
+ESTIMATE_AGREEMENT = 2.0
+#: Without history or an estimate, the rate's prior is this many payments over no open time
+#: (Jeffreys' prior for a Poisson rate): the day's own payments set the rate, and a few of them
+#: say little.
 RATE_PRIOR = 0.5
-#: Payments the forecast must rest on (today's, or yesterday's total) before a payment's checks
-#: are no longer capped at ``GUESSED_FORECAST_CHECKS``.
+#: Payments the forecast must rest on (today's, with the last open day's total or the estimate)
+#: before a payment's checks are no longer capped at ``GUESSED_FORECAST_CHECKS``.
 FIRM_FORECAST_PAYMENTS = 20
 
 
@@ -63,7 +76,8 @@ class Allowance:
     per_payment: float | None
     remaining_requests: int | None = None
     expected_payments: float = 0.0
-    #: The forecast rests on yesterday's payments, not only on the last hours'.
+    #: The forecast rests on enough payments (a past day's, the estimate, today's), not only on
+    #: the last hours'.
     from_history: bool = False
     #: The share of payments that get paid (a never-paid one costs every check of its plan).
     paid_share: float = DEFAULT_PAID_SHARE
@@ -162,6 +176,13 @@ class Allowance:
         return cls(per_payment, remaining, likely, from_history=forecast.firm, paid_share=share)
 
 
+def _agrees(counted: int, expected: float) -> bool:
+    """Whether ``counted`` payments are within ``ESTIMATE_AGREEMENT`` Poisson standard deviations
+    of the ``expected`` count, either way (one payment more allowed for: counts are whole)."""
+    spread = ESTIMATE_AGREEMENT * math.sqrt(expected)
+    return expected - spread <= counted <= expected + spread + 1
+
+
 def _negative_binomial(payments: float, exposure: float, ahead: float) -> tuple[float, float]:
     """The payments expected over ``ahead`` seconds, and their standard deviation, after
     ``payments`` (with the prior) were counted over ``exposure`` seconds: the rate is Gamma
@@ -179,6 +200,8 @@ class DayForecast:
     cautious: float
     #: The forecast rests on enough payments to plan a payment's checks without a cap.
     firm: bool = False
+    #: The shop's estimate was the prior (no history, and the day's payments agree with it).
+    estimated: bool = False
 
     @classmethod
     def estimate(
@@ -189,39 +212,61 @@ class DayForecast:
         open_left: float,
         recent_arrivals: int,
         recent_open: float,
-        yesterday_total: int = 0,
-        yesterday_open: float = 0.0,
+        history_total: int = 0,
+        history_open: float = 0.0,
+        expected_per_day: int = 0,
+        normal_open: float = 0.0,
     ) -> DayForecast | None:
         """From today's ``arrivals`` over its ``open_elapsed`` seconds of open time (and the last
-        hours' ``recent_arrivals`` over their ``recent_open``), with yesterday's total over its
-        open time; None while nothing is known (no open time yet, no yesterday).
+        hours' ``recent_arrivals`` over their ``recent_open``), with the last open day's total
+        over its open time, or else the shop's estimate of a normal open day's payments over a
+        normal day's open time; None while nothing is known (no open time yet, no history, no
+        estimate).
 
-        The rate is measured over all of today's open time, with yesterday's total as a prior
-        that fades as today's payments come in (``HISTORY_WEIGHT``), so a few noisy early
+        The rate is measured over all of today's open time, with the last open day's total as a
+        prior that fades as today's payments come in (``HISTORY_WEIGHT``), so a few noisy early
         payments do not set the day's pace; its uncertainty is honest (negative binomial: wide
-        while few payments were counted). With yesterday, the day is expected to bring what
-        yesterday did: the expected count is yesterday's total less today's so far (at least
-        half the rate's forecast: today may be busier). The cautious count is the rate's
-        forecast ``FORECAST_DEVIATIONS`` above, and at least yesterday's remainder; without
-        yesterday, at least the last hours' rate carried forward as far above (the day's shape
-        is unknown: an evening busier than the morning must not spend the budget dry)."""
-        history = yesterday_total > 0 and yesterday_open > 0
-        payments = (HISTORY_WEIGHT * yesterday_total if history else RATE_PRIOR) + arrivals
-        exposure = (HISTORY_WEIGHT * yesterday_open if history else 0.0) + max(0.0, open_elapsed)
+        while few payments were counted). With history, the day is expected to bring what the
+        last open day did: the expected count is its total less today's so far (at least half the
+        rate's forecast: today may be busier). The cautious count is the rate's forecast
+        ``FORECAST_DEVIATIONS`` above, and at least the history's remainder.
+
+        Without history, the shop's estimate is the prior while the day's payments agree with it
+        (``ESTIMATE_AGREEMENT``, over the day so far and over the last hours): weighed as
+        ``ESTIMATE_PAYMENTS`` payments, so the day's own soon outweigh it, with a cushion of
+        ``ESTIMATE_DEVIATIONS``; the expected count is the rate's forecast. Once they disagree (an
+        estimate of half or twice the day's volume shows within hours) and with no estimate, the
+        day is forecast from its own payments alone, and the cautious count is at least the last
+        hours' rate carried forward ``FORECAST_DEVIATIONS`` above (the day's shape is unknown: an
+        evening busier than the morning must not spend the budget dry)."""
+        history = history_total > 0 and history_open > 0
+        guess = not history and expected_per_day > 0 and normal_open > 0
+        if guess:
+            per_second = expected_per_day / normal_open
+            guess = _agrees(arrivals, per_second * max(0.0, open_elapsed)) and _agrees(recent_arrivals, per_second * max(0.0, recent_open))
+        if history:
+            prior, prior_open = HISTORY_WEIGHT * history_total, HISTORY_WEIGHT * history_open
+        elif guess:
+            prior, prior_open = ESTIMATE_PAYMENTS, ESTIMATE_PAYMENTS / expected_per_day * normal_open
+        else:
+            prior, prior_open = RATE_PRIOR, 0.0
+        payments = prior + arrivals
+        exposure = prior_open + max(0.0, open_elapsed)
         if exposure <= 0:
             return None
         ahead = max(0.0, open_left)
         rate, rate_deviation = _negative_binomial(payments, exposure, ahead)
-        cautious = rate + FORECAST_DEVIATIONS * rate_deviation
+        deviations = ESTIMATE_DEVIATIONS if guess else FORECAST_DEVIATIONS
+        cautious = rate + deviations * rate_deviation
         if recent_open > 0 and not history:
             recent, recent_deviation = _negative_binomial(recent_arrivals + RATE_PRIOR, recent_open, ahead)
-            cautious = max(cautious, recent + FORECAST_DEVIATIONS * recent_deviation)
+            cautious = max(cautious, recent + deviations * recent_deviation)
         expected = rate
         if history:
-            left = max(0.0, float(yesterday_total - arrivals))
+            left = max(0.0, float(history_total - arrivals))
             expected = max(left, rate / 2)
             cautious = max(cautious, left)
-        return cls(expected, cautious, firm=payments >= FIRM_FORECAST_PAYMENTS)
+        return cls(expected, cautious, firm=payments >= FIRM_FORECAST_PAYMENTS, estimated=guess)
 
 
 class CheckSchedule:

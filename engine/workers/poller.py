@@ -14,12 +14,12 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from engine import events as ev
 from engine.bakong import BULK_LIMIT, BakongClient
 from engine.bakong.models import CheckOutcome, DiagnosisKind
-from engine.clock import Clock, local_midnight_after
+from engine.clock import PHNOM_PENH, Clock, local_midnight_after, utc
 from engine.config import Settings
 from engine.db import journal
 from engine.db import payments as repo
@@ -117,6 +117,8 @@ class Poller(Worker):
         # yesterday is over: its profile is counted once (the day's midnight, slot counts)
         self._profile: tuple[datetime, list[int]] | None = None
         self._paid_share: tuple[datetime, float] | None = None
+        # the last open day is over too: its total is counted once (its local date, the count)
+        self._history: tuple[date, int] | None = None
         self.opening_hours = OpeningHoursForecast(storage, settings.hours.opening_hours())
 
     # --- budget -----------------------------------------------------------------------------------
@@ -129,11 +131,12 @@ class Poller(Worker):
         within_hours = hours.applies
         async with self.storage.read() as tx:
             recent = await repo.count_created_since(tx, now - DEMAND_WINDOW)
-            if within_hours:  # today's payments so far: the forecast's own count
+            if within_hours:  # today's payments so far and the last open day's: the forecast's counts
                 today = await repo.count_created_since(tx, reset - timedelta(days=1))
+                history_total = await self._open_day_total(tx, hours.history_day)
             else:  # payments created yesterday between this time of day and its midnight
                 yesterday_rest = await repo.count_created_between(tx, now - timedelta(days=1), reset - timedelta(days=1))
-            slots = await self._yesterday_profile(tx, reset - timedelta(days=2))
+                slots = await self._yesterday_profile(tx, reset - timedelta(days=2))
             paid_share = await self._paid_share_now(tx, now)
         bulk = self.client.bulk_blocked_until is None
         common = {
@@ -153,8 +156,10 @@ class Poller(Worker):
                 open_left=hours.seconds_to_close or 0.0,
                 recent_arrivals=recent,
                 recent_open=hours.demand_seconds or 0.0,
-                yesterday_total=sum(slots),
-                yesterday_open=hours.yesterday_open or 0.0,
+                history_total=history_total,
+                history_open=hours.history_open or 0.0,
+                expected_per_day=self.settings.hours.expected_payments_per_day,
+                normal_open=hours.normal_open or 0.0,
             )
             return Allowance.within_hours(forecast=forecast, **common)
         # yesterday's busy hours, moved to today: the recent rate is carried forward over those
@@ -168,6 +173,15 @@ class Poller(Worker):
             active_seconds=max(0.0, active) if active is not None else None,
             **common,
         )
+
+    async def _open_day_total(self, tx: Tx, day: date | None) -> int:
+        """Payments created on local date ``day`` (a day over: counted once)."""
+        if day is None:
+            return 0
+        if self._history is None or self._history[0] != day:
+            start = utc(datetime.combine(day, time(0), PHNOM_PENH))
+            self._history = (day, await repo.count_created_between(tx, start, start + timedelta(days=1)))
+        return self._history[1]
 
     async def _yesterday_profile(self, tx: Tx, start: datetime) -> list[int]:
         """Payments created in each slot of the local day that began at ``start`` (counted once)."""

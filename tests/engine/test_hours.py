@@ -10,7 +10,7 @@ import pytest
 from engine.clock import PHNOM_PENH
 from engine.config import load_settings
 from engine.errors import ConfigError, InvalidInput
-from engine.hours import OpeningHours, format_day, parse_day
+from engine.hours import OpeningHours, format_day, parse_day, parse_expected_payments
 
 
 def pp(day: int, hour: int, minute: int = 0) -> datetime:
@@ -85,6 +85,41 @@ def test_config_hours_are_checked_when_settings_load(tmp_path: Path) -> None:
     path.write_text('[hours]\nmonday = "08:00-20:00"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[hours\] unknown key 'monday'"):
         load_settings(path)
+
+
+def test_the_expected_payments_of_a_normal_day_load_with_the_hours(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[hours]\nmon = "08:00-20:00"\nexpected_payments_per_day = 60\n', encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.hours.expected_payments_per_day == 60
+    assert settings.hours.opening_hours().days[0] == ((480, 1200),)  # the estimate is no weekday
+    path.write_text("[hours]\nexpected_payments_per_day = 250000\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hours\.expected_payments_per_day: at most 100,000 payments a day"):
+        load_settings(path)
+    path.write_text("[hours]\nexpected_payments_per_day = -5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"expected_payments_per_day: must not be negative"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(("text", "count"), [("", 0), (" 60 ", 60), ("1,200", 1200), ("100000", 100_000)])
+def test_expected_payments_as_typed(text: str, count: int) -> None:
+    assert parse_expected_payments(text) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sixty", "'sixty': write a whole number of payments, e.g. 60 (empty: not known)"),
+        ("60.5", "'60.5': write a whole number"),
+        ("-3", "'-3': write a whole number"),
+        ("0", "'0': at least 1 payment (leave it empty when you do not know)"),
+        ("100001", "'100001': at most 100,000 payments a day (is 100,001 a typo?)"),
+    ],
+)
+def test_expected_payments_that_are_no_count_say_why(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_expected_payments(text)
+    assert raised.value.message.startswith(message) and raised.value.field == "hours.expected_payments_per_day"
 
 
 def test_open_time_between_two_instants_with_the_closing_margin() -> None:

@@ -5,7 +5,7 @@ On SQLite and PostgreSQL, the poller through the built-in sandbox."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -55,7 +55,10 @@ async def test_the_horizon_is_closing_time_and_a_closed_day_has_none(db_url: str
         assert today.demand_seconds == 2 * 3600  # the window's two hours were open
         assert today.open_elapsed == 2 * 3600
         # Wednesday says nothing: taken to have been open as long as today
-        assert today.yesterday_open == today.open_elapsed + today.seconds_to_close
+        assert today.history_day == date(2026, 1, 14)
+        assert today.history_open == today.open_elapsed + today.seconds_to_close
+        # the estimate of a normal day is spread over Thursday's open time, the one declared
+        assert today.normal_open == (timedelta(hours=4) + CLOSING_MARGIN).total_seconds()
         # at 08:10 the rate is measured over the floor, not ten minutes
         early = await forecast.today(pp(15, 8, 10), local_midnight_after(pp(15, 8, 10)), WINDOW)
         assert early.demand_seconds == MIN_DEMAND_SECONDS
@@ -65,11 +68,52 @@ async def test_the_horizon_is_closing_time_and_a_closed_day_has_none(db_url: str
         friday = await forecast.today(clock.now(), local_midnight_after(clock.now()), WINDOW)
         assert friday.seconds_to_close == 0.0
         # yesterday's total came in Thursday's open time
-        assert friday.yesterday_open == (timedelta(hours=4) + CLOSING_MARGIN).total_seconds()
+        assert friday.history_day == date(2026, 1, 15)
+        assert friday.history_open == (timedelta(hours=4) + CLOSING_MARGIN).total_seconds()
         # Saturday says nothing: the forecast runs to midnight as without hours
         saturday = await forecast.today(pp(17, 9), local_midnight_after(pp(17, 9)), WINDOW)
         assert saturday.seconds_to_close is None and saturday.demand_seconds is None
         assert await _alerts(engine) == []
+
+
+#: Open Monday to Saturday (Saturday mornings only), closed on Sunday.
+WEEK = {**{day: "08:00-20:00" for day in ("mon", "tue", "wed", "thu", "fri")}, "sat": "08:00-12:00", "sun": "closed"}
+
+
+async def test_after_a_closed_day_the_forecast_looks_back_to_the_last_open_day(db_url: str, clock: ManualClock) -> None:
+    async with open_engine(make_settings(db_url, hours=WEEK), clock, run_workers=False) as engine:
+        forecast = _forecast(engine)
+        monday = await forecast.today(pp(19, 10), local_midnight_after(pp(19, 10)), WINDOW)
+        # Sunday was closed: Saturday's payments, in Saturday's four open hours
+        assert monday.history_day == date(2026, 1, 17)
+        assert monday.history_open == (timedelta(hours=4) + CLOSING_MARGIN).total_seconds()
+        # a normal open day is the median of the week's: twelve hours
+        assert monday.normal_open == (timedelta(hours=12) + CLOSING_MARGIN).total_seconds()
+        tuesday = await forecast.today(pp(20, 10), local_midnight_after(pp(20, 10)), WINDOW)
+        assert tuesday.history_day == date(2026, 1, 19)
+        # closed every day but Thursday: the Thursday before
+        only_thursday = make_settings(db_url, hours={**dict.fromkeys(WEEK, "closed"), "thu": "08:00-12:00"}).hours
+        weekly = OpeningHoursForecast(engine.storage, only_thursday.opening_hours())
+        assert (await weekly.today(pp(15, 10), local_midnight_after(pp(15, 10)), WINDOW)).history_day == date(2026, 1, 8)
+
+
+async def test_monday_after_a_closed_sunday_expects_saturdays_payments(db_url: str, clock: ManualClock) -> None:
+    """The poller's forecast on Monday rests on Saturday's total, not on Sunday's nothing."""
+    hours = {**dict.fromkeys(WEEK, "08:00-20:00"), "sun": "closed"}
+    settings = make_settings(db_url, bakong={"max_retries": 0, "daily_budget": 100}, hours=hours)
+    async with open_engine(settings, clock) as engine:
+        clock.set(pp(17, 9))
+        for n in range(24):
+            await engine.payments.initiate(f"{n + 1}.00", "USD", actor=CASHIER)
+        await run_for(engine, clock, 2 * 3600, step=60)  # each one checked, and timed out or watched to the end
+        clock.set(pp(19, 9))
+        await engine.payments.initiate("1.00", "USD", actor=CASHIER)
+        await run_for(engine, clock, 5)
+        allowance = engine.poller_state.allowance
+        # the day is expected to bring Saturday's total: 23 more, and the one pending (from
+        # Sunday's nothing it would be the one payment's pace: 1.5 an hour over 11.25 hours)
+        assert allowance is not None
+        assert allowance.expected_payments == pytest.approx(1 + 23)
 
 
 async def test_a_payment_on_a_closed_day_drops_the_hours_for_the_day_with_one_alert(db_url: str, clock: ManualClock) -> None:

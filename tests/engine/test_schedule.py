@@ -148,17 +148,19 @@ OPEN_DAY = 12.25 * HOUR
 
 
 def _forecast(
-    *, arrivals: int, elapsed_hours: float, recent: int | None = None, yesterday_total: int = 0
+    *, arrivals: int, elapsed_hours: float, recent: int | None = None, yesterday_total: int = 0, estimate: int = 0
 ) -> DayForecast | None:
     """The forecast ``elapsed_hours`` into an 08:00-20:00 day (the last two hours held ``recent``
-    payments; by default the day's pace)."""
+    payments; by default the day's pace), after a day of ``yesterday_total`` payments, with the
+    shop's ``estimate`` of a normal day's."""
     elapsed = elapsed_hours * HOUR
     recent_open = max(1800.0, min(2 * HOUR, elapsed))
     if recent is None:
         recent = round(arrivals * recent_open / elapsed) if elapsed else 0
     return DayForecast.estimate(
         arrivals=arrivals, open_elapsed=elapsed, open_left=OPEN_DAY - elapsed, recent_arrivals=recent,
-        recent_open=recent_open, yesterday_total=yesterday_total, yesterday_open=OPEN_DAY if yesterday_total else 0.0,
+        recent_open=recent_open, history_total=yesterday_total, history_open=OPEN_DAY if yesterday_total else 0.0,
+        expected_per_day=estimate, normal_open=OPEN_DAY,
     )  # fmt: skip
 
 
@@ -224,11 +226,15 @@ def test_with_yesterday_the_day_brings_yesterdays_total() -> None:
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize(("yesterday_total", "total"), [(0, 60), (0, 75), (60, 60), (60, 75)])
-def test_the_budget_covers_every_payment_of_the_day(seed: int, yesterday_total: int, total: int) -> None:
+@pytest.mark.parametrize(
+    ("yesterday_total", "estimate", "total"),
+    [(0, 0, 60), (0, 0, 75), (60, 0, 60), (60, 0, 75), (0, 60, 60), (0, 30, 60), (0, 40, 60), (0, 120, 60), (0, 60, 75)],
+)
+def test_the_budget_covers_every_payment_of_the_day(seed: int, yesterday_total: int, estimate: int, total: int) -> None:
     """Payments at random over the day, each spending its allowance when it comes (the cheapest
-    plan at least), on a first day and after a day of 60 (the same, and a quarter busier): 100
-    requests, 3 of them the reserve, cover every one of them."""
+    plan at least), on a first day (with no estimate, the right one, half or twice the day's
+    volume) and after a day of 60 (the same, and a quarter busier): 100 requests, 3 of them the
+    reserve, cover every one of them."""
     rng = random.Random(seed)
     arrivals = sorted(rng.uniform(0, 12 * HOUR) for _ in range(total))
     remaining = 100.0
@@ -236,14 +242,42 @@ def test_the_budget_covers_every_payment_of_the_day(seed: int, yesterday_total: 
         recent = sum(1 for a in arrivals[:n] if a > at - 2 * HOUR)
         forecast = DayForecast.estimate(
             arrivals=n, open_elapsed=at, open_left=OPEN_DAY - at, recent_arrivals=recent,
-            recent_open=max(1800.0, min(2 * HOUR, at)), yesterday_total=yesterday_total,
-            yesterday_open=OPEN_DAY if yesterday_total else 0.0,
+            recent_open=max(1800.0, min(2 * HOUR, at)), history_total=yesterday_total,
+            history_open=OPEN_DAY if yesterday_total else 0.0, expected_per_day=estimate, normal_open=OPEN_DAY,
         )  # fmt: skip
         allowance = Allowance.within_hours(
             remaining=math.floor(remaining), reserve=3, pending=1, forecast=forecast, nominal_checks=90.0, floor_cost=1.1
         )
         remaining -= max(1.1, allowance.per_payment or 0.0)
         assert remaining >= 0, f"ran dry with {total - n - 1} payments to go"
+
+
+def test_the_shops_estimate_plans_the_first_day_from_its_opening() -> None:
+    # 08:00 of the first day, an estimate of 60 a day: a forecast before any payment, and the
+    # first payment is given more than the cheapest plan (without the estimate it gets just that)
+    opening = _forecast(arrivals=0, elapsed_hours=0, estimate=60)
+    assert opening is not None and opening.estimated and opening.expected == pytest.approx(60)
+    assert 60 < opening.cautious < 97 / 1.1
+    first = _within_hours(opening)
+    assert first.per_payment is not None and first.per_payment > 1.3
+    assert _within_hours(_forecast(arrivals=0, elapsed_hours=0)).per_payment == pytest.approx(1.1)
+    # the estimate weighs as a few payments: by 14:00, 36 payments (a busier day than it said,
+    # still in keeping with it) move the rate most of the way to the day's own
+    midday = _forecast(arrivals=36, elapsed_hours=6, estimate=60)
+    assert midday is not None and midday.firm and midday.estimated
+    own = 36 / 6 * 6.25
+    assert own * 0.9 < midday.expected < own
+    # an estimate the day's payments overrule is dropped: the day is forecast as without one
+    for estimate, arrivals in ((30, 40), (120, 10)):  # half, and twice, the day's volume by 14:00
+        overruled = _forecast(arrivals=arrivals, elapsed_hours=6, estimate=estimate)
+        assert overruled == _forecast(arrivals=arrivals, elapsed_hours=6)
+    # the last two hours count too: a quiet morning, then 15 payments since 12:00, overrule 30 a day
+    afternoon = _forecast(arrivals=20, elapsed_hours=6, recent=15, estimate=30)
+    assert afternoon == _forecast(arrivals=20, elapsed_hours=6, recent=15)
+    # with a last open day to go by, the estimate is not used
+    assert _forecast(arrivals=10, elapsed_hours=3, yesterday_total=60, estimate=120) == _forecast(
+        arrivals=10, elapsed_hours=3, yesterday_total=60
+    )
 
 
 def test_a_closed_shop_keeps_one_late_payment_in_hand() -> None:
