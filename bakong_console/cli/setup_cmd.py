@@ -50,6 +50,7 @@ _FLAG_FIELDS = {
     "currency": "currency",
     "database": "database",
     "data_key_file": "data_key_file",
+    "expected_payments_per_day": "hours.expected_payments_per_day",
 }
 
 
@@ -94,6 +95,7 @@ def setup(
     database: Annotated[str | None, Option("--database", help="sqlite (embedded) or a postgresql:// URL (tested now).")] = None,
     data_key_file: Annotated[str | None, Option("--data-key-file", help="Where the data key is kept (made when missing, 0600).")] = None,
     hours: Annotated[list[str] | None, Option("--hours", help="Opening hours: mon=08:00-20:00, sat,sun=closed, mon-fri=... (repeat).")] = None,
+    expected_payments_per_day: Annotated[str | None, Option("--expected-payments-per-day", metavar="N", help="About how many KHQR payments on a normal open day (plans the first day's checks).")] = None,
     yes: Annotated[bool, Option("--yes", "-y", help="Ask nothing: flags, then current values, then defaults.")] = False,
     plain: Annotated[bool, Option("--plain", help="Plain prompts instead of the setup screen.")] = False,
     force: Annotated[bool, Option("--force", help="Replace an existing config file (its values are the defaults).")] = False,

@@ -51,7 +51,7 @@ from engine.errors import (
     InvalidInput,
     StorageError,
 )
-from engine.hours import WEEKDAYS, format_day, parse_day
+from engine.hours import WEEKDAYS, format_day, parse_day, parse_expected_payments
 from engine.merchant import merchant_field_errors, merchant_preview
 from engine.khqr import KHQRError, KHQRResult
 from engine.services.checks import DIAGNOSIS_ADVICE
@@ -80,6 +80,14 @@ __all__ = [
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: Bakong's renew_token refuses longer addresses.
 EMAIL_MAX = 30
+
+
+def _declares_hours(text: str) -> bool:
+    """Whether a weekday's answer declares open hours (a wrong one gets its own message)."""
+    try:
+        return bool(parse_day(text))
+    except InvalidInput:
+        return False
 
 
 def setup_reason(explicit: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> str | None:
@@ -170,6 +178,8 @@ class SetupSession:
             out[f"merchant.{key}"] = value
         for day in WEEKDAYS:
             out[f"hours.{day}"] = getattr(cur.hours, day)
+        expected = cur.hours.expected_payments_per_day
+        out["hours.expected_payments_per_day"] = str(expected) if expected else ""
         return out
 
     @property
@@ -198,6 +208,8 @@ class SetupSession:
             value = match
         if name.startswith("merchant."):
             return self._check_merchant(name, value, answers)
+        if name == "hours.expected_payments_per_day":
+            return self._check_expected_payments(value, answers)
         if name.startswith("hours."):
             try:
                 return FieldCheck(format_day(parse_day(value)))
@@ -270,6 +282,17 @@ class SetupSession:
 
     def _check_currency(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
         return FieldCheck(value)
+
+    def _check_expected_payments(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
+        try:
+            count = parse_expected_payments(value)
+        except InvalidInput as exc:
+            return FieldCheck(value, exc.message)
+        if not count:
+            return FieldCheck("", note="not known: the first day's checks stay cheap until its own payments show a pace")
+        if not any(_declares_hours(str(answers.get(f"hours.{day}", ""))) for day in WEEKDAYS):
+            return FieldCheck(str(count), note="used on the days with opening hours: declare them above")
+        return FieldCheck(str(count), note=f"the first day is planned for about {count:,}; its own payments correct that as they come")
 
     def _check_database(self, value: str, answers: Mapping[str, str]) -> FieldCheck:
         return check_database_answer(value)
@@ -377,7 +400,15 @@ class SetupSession:
             database=dataclasses.replace(base.database, url=url),
             security=security,
             payments=dataclasses.replace(base.payments, currency=kept.get("currency", base.payments.currency)),
-            hours=dataclasses.replace(base.hours, **{day: kept.get(f"hours.{day}", "") for day in WEEKDAYS}),
+            hours=dataclasses.replace(
+                base.hours,
+                **{day: kept.get(f"hours.{day}", "") for day in WEEKDAYS},
+                expected_payments_per_day=(
+                    parse_expected_payments(kept["hours.expected_payments_per_day"])
+                    if "hours.expected_payments_per_day" in kept
+                    else base.hours.expected_payments_per_day
+                ),
+            ),
             source=None,
         )
 

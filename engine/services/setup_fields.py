@@ -65,6 +65,10 @@ SETUP_FIELDS: tuple[SetupField, ...] = (
         SetupField(f"hours.{day}", _DAY_NAMES[day], "Hours", 'Phnom Penh time: 08:00-20:00, several separated by commas, "closed" or empty')
         for day in WEEKDAYS
     ),
+    SetupField(
+        "hours.expected_payments_per_day", "Payments a day", "Hours",
+        "about how many KHQR payments on a normal open day? (plans the first day's checks; empty: not known)",
+    ),
 )
 #: Each question by its name.
 FIELDS = {f.name: f for f in SETUP_FIELDS}

@@ -55,5 +55,6 @@ def setup_flags(bakong: LiveBakong, *extra: str, database: str = "sqlite") -> li
         "--merchant-name", "Dara Coffee", "--city", "Siem Reap", "--account", "dara_coffee@aclb",
         "--currency", "USD", "--database", database,
         "--hours", "mon-fri=07:00-21:00", "--hours", "sat=08:00-12:00, 13:00-22:00", "--hours", "sun=closed",
+        "--expected-payments-per-day", "60",
         *extra,
     ]  # fmt: skip

@@ -38,6 +38,7 @@ def test_flags_write_a_private_config_that_loads_and_report_bakongs_verdict(bako
     assert settings.payments.currency == "USD" and settings.database.url == ""
     assert (settings.hours.mon, settings.hours.fri, settings.hours.sat, settings.hours.sun) == (
         "07:00-21:00", "07:00-21:00", "08:00-12:00, 13:00-22:00", "closed")  # fmt: skip
+    assert settings.hours.expected_payments_per_day == 60
     key_file = _key_file(isolated_home)
     assert settings.security.data_key_file == str(key_file)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -69,6 +70,9 @@ def test_the_data_key_is_printed_only_when_asked(bakong: LiveBakong, isolated_ho
         ("--email", "a-very-long-address@an-example-domain.com", "at most 30 characters"),
         ("--database", "mysql://shop@db/bakong", "Database: write sqlite, or a postgresql://"),
         ("--database", "postgresql://nobody@127.0.0.1:1/bakong", "Database: cannot connect"),
+        ("--expected-payments-per-day", "sixty", "Payments a day: 'sixty': write a whole number of payments"),
+        ("--expected-payments-per-day", "0", "Payments a day: '0': at least 1 payment (leave it empty when you do not know)"),
+        ("--expected-payments-per-day", "250000", "Payments a day: '250000': at most 100,000 payments a day"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_nothing_is_written(
@@ -110,9 +114,19 @@ def test_existing_file_needs_force_and_a_rerun_keeps_what_it_does_not_ask(bakong
     assert rerun.exit_code == 0, rerun.output
     settings = read_config_file(path)
     assert settings.merchant.city == "Kampot" and settings.merchant.name == "Dara Coffee"
+    assert settings.hours.expected_payments_per_day == 60  # the file's estimate is the re-run's default
     assert settings.bakong.token == bakong.token and settings.api.port == 9191
     assert [p.code for p in settings.subscriptions.plans] == ["pro"]
     assert _key_file(isolated_home).read_text() == key and "data key: kept" in rerun.stdout
+
+
+def test_a_plain_rerun_offers_the_current_estimate_as_its_default(bakong: LiveBakong, isolated_home: Path) -> None:
+    assert runner.invoke(app, setup_flags(bakong)).exit_code == 0
+    # Enter at every question keeps what the file says
+    rerun = runner.invoke(app, ["setup", "--plain", "--force"], input="\n" * 40)
+    assert rerun.exit_code == 0, rerun.output
+    assert "  Payments a day [60]: " in rerun.stdout
+    assert read_config_file(_config(isolated_home)).hours.expected_payments_per_day == 60
 
 
 def test_token_from_the_environment(bakong: LiveBakong, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,6 +159,7 @@ def test_plain_prompts_give_a_second_chance_and_show_the_preview(bakong: LiveBak
         "usd",                                                # normalised to USD
         "sqlite", "",
         "07:00-21:00", "9-5", "07:00-21:00", "07:00-21:00", "07:00-21:00", "07:00-21:00", "closed", "closed",
+        "about 80", "80",                                     # refused, then accepted
         "y",
     ]  # fmt: skip
     result = runner.invoke(app, ["setup", "--plain"], input="\n".join(answers) + "\n")
@@ -153,11 +168,15 @@ def test_plain_prompts_give_a_second_chance_and_show_the_preview(bakong: LiveBak
     assert "✗ Merchant Name Length is invalid" in out
     assert "✓ Bakong: dara@aclb (Dara) can receive payments" in out
     assert "✗ '9-5': write opening hours as HH:MM-HH:MM" in out
+    assert "about how many KHQR payments on a normal open day?" in out
+    assert "✗ 'about 80': write a whole number of payments, e.g. 60 (empty: not known)" in out
+    assert "✓ the first day is planned for about 80; its own payments correct that as they come" in out
     assert "The KHQR your customers will scan" in out and ("█" in out or "▀" in out)
     assert bakong.token not in out
     settings = read_config_file(_config(isolated_home))
     assert settings.merchant.name == "Dara Coffee" and settings.payments.currency == "USD"
     assert settings.hours.tue == "07:00-21:00" and settings.hours.sat == "closed"
+    assert settings.hours.expected_payments_per_day == 80
 
 
 @pytest.mark.postgres

@@ -65,10 +65,12 @@ async def test_bad_answers_are_explained_under_their_field_and_nothing_is_writte
         assert message(app, "merchant.bakong_account_id") == "✗ Bakong has no account unknown_shop@aclb: check it in your bank app"
         await type_into(pilot, "hours.mon", "8am-8pm")
         assert "write opening hours as HH:MM-HH:MM" in message(app, "hours.mon")
+        await type_into(pilot, "hours.expected_payments_per_day", "lots")
+        assert message(app, "hours.expected_payments_per_day") == "✗ 'lots': write a whole number of payments, e.g. 60 (empty: not known)"
         await pilot.press("ctrl+s")
         await workers_done(app)
         status = shown(app.screen.query_one("#setup-status", Static))
-        assert status.startswith("Not written: 3 answers to fix")
+        assert status.startswith("Not written: 4 answers to fix")
         assert app.focused is app.screen.query_one(f"#{field_id('merchant.name')}", Input)
         # A second chance: fixing the name clears its message and draws the KHQR.
         await type_into(pilot, "merchant.name", "Dara Coffee")
@@ -86,6 +88,11 @@ async def test_a_valid_form_writes_a_private_file_that_loads_and_shows_the_verdi
         await type_into(pilot, "merchant.bakong_account_id", "dara_coffee@aclb")
         await type_into(pilot, "currency", "usd")
         await type_into(pilot, "hours.sun", "closed")
+        # no weekday has hours yet: the estimate is kept, and said to wait for them
+        await type_into(pilot, "hours.expected_payments_per_day", "80")
+        assert message(app, "hours.expected_payments_per_day") == "✓ used on the days with opening hours: declare them above"
+        await type_into(pilot, "hours.mon", "07:00-21:00")  # the estimate's note follows the hours
+        assert message(app, "hours.expected_payments_per_day") == "✓ the first day is planned for about 80; its own payments correct that as they come"
         code = app.screen.query_one("#setup-code", KHQRCode).qr
         assert code is not None and khqr.decode(code)["merchant_name"] == "Dara Coffee"
         assert khqr.decode(code)["transaction_currency"] == "840"
@@ -103,6 +110,7 @@ async def test_a_valid_form_writes_a_private_file_that_loads_and_shows_the_verdi
     settings = load_settings(session.path, environ={})
     assert settings.merchant.name == "Dara Coffee" and settings.payments.currency == "USD"
     assert settings.bakong.token == bakong.token and settings.hours.sun == "closed"
+    assert settings.hours.mon == "07:00-21:00" and settings.hours.expected_payments_per_day == 80
     assert result.settings == settings
 
 

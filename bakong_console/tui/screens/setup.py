@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SetupScreen", "field_id"]
 
+#: The shop's estimate of a normal day's payments (its note depends on the weekdays' hours).
+_ESTIMATE = "hours.expected_payments_per_day"
 #: Answers that change the preview.
 _PREVIEW_FIELDS = {f.name for f in SETUP_FIELDS if f.section == "Merchant"}
 
@@ -141,6 +143,9 @@ class SetupScreen(Screen[None]):
         if field.name in ("token", "environment"):
             self._show_check("base_url", self.session.check("base_url", answers), quiet_empty=True)
             self._refresh_token_line()
+        if field.name.startswith("hours.") and field.name != _ESTIMATE:
+            # the estimate's note says whether any weekday has hours to use it on
+            self._show_check(_ESTIMATE, self.session.check(_ESTIMATE, answers), quiet_empty=True)
 
     @on(Input.Submitted)
     def answer_submitted(self, event: Input.Submitted) -> None:
