@@ -25,12 +25,14 @@ for it: a payment's creation, made of compiled statements alone, pays for no ORM
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -39,11 +41,14 @@ from engine.clock import Clock
 from engine.crypto import DataCipher
 from engine.db.compiled import Compiled
 from engine.db.database import Database
+from engine.db.group_commit import GroupCommit
 from engine.db.write_connection import WriteConnection
 from engine.ids import IdFactory
 from engine.records import Event
 
 __all__ = ["Storage", "Tx"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,7 +88,11 @@ class Tx:
             session = held.made
             if session is not None and (session.new or session.dirty or session.deleted):
                 await session.flush()
-            return await Compiled.of(self.db, statement, tuple(params)).fetchone(held.fetchone, params)
+            compiled = Compiled.of(self.db, statement, tuple(params))
+            if held.deferring and not compiled.returns:  # sent with the group's others (PostgreSQL)
+                held.defer(compiled.sql, compiled.args(params))
+                return None
+            return await compiled.fetchone(held.fetchone, params)
         session = held  # a read, or an in-memory SQLite database: through the session
         if session.new or session.dirty or session.deleted:
             await session.flush()
@@ -110,6 +119,7 @@ class Storage:
         self.cipher = cipher
         self.ids = ids or IdFactory(clock)
         self._commit_listeners: list[Callable[[list[Event]], None]] = []
+        self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = weakref.WeakKeyDictionary()
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after each commit that appended events (``journal.committed_events``
@@ -137,6 +147,42 @@ class Storage:
                 )  # fmt: skip
                 yield tx
         if tx.appended:
+            for listener in self._commit_listeners:
+                listener()
+
+    async def grouped(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """``await work(tx)`` in a write transaction that may be shared with other concurrent
+        work and committed once for all (``engine.db.group_commit``): returns after the commit.
+        ``work`` only writes through ``tx`` and may run twice (a group that fails is run again
+        one transaction each). Its events are numbered in commit order, as in ``transaction()``."""
+        if self.db.is_memory:  # one connection: nothing to share
+            async with self.transaction() as tx:
+                return await work(tx)
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(loop)
+        if group is None:
+            group = self._groups[loop] = GroupCommit(self.transaction, self._shared_transaction)
+        return await group.run(work)
+
+    @asynccontextmanager
+    async def _shared_transaction(self) -> AsyncIterator[Callable[[], Tx]]:
+        """One write transaction, yielding a maker of one ``Tx`` per piece of work in it."""
+        made: list[Tx] = []
+
+        async with self.db.write_connection() as write:
+            if self.db.is_postgres:
+                write.defer_writes()  # each statement's rows of the whole group in one round trip
+
+            def new_tx() -> Tx:
+                tx = Tx(
+                    write, now=self.clock.now(), ids=self.ids, cipher=self.cipher, db=self.db,
+                    numbered_at_commit=self.db.is_postgres,
+                )  # fmt: skip
+                made.append(tx)
+                return tx
+
+            yield new_tx
+        if any(tx.appended for tx in made):
             for listener in self._commit_listeners:
                 listener()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ from engine.bakong.client import BakongClient
 from engine.clock import Clock
 from engine.config import Settings
 from engine.db import payments as repo
-from engine.db.storage import Storage
+from engine.db.storage import Storage, Tx
 from engine.errors import BakongError, Conflict, IdempotencyConflict, InvalidInput
 from engine.merchant import merchant_khqr_info
 from engine.money import check_currency, parse_amount, to_minor
@@ -28,12 +30,15 @@ from engine.records import Actor, Payment
 from engine.services.schedule import Allowance, CheckSchedule
 from engine.terminals import TERMINAL_RULE, is_terminal_name
 
-__all__ = ["CreatedPayment", "MAX_TIMEOUT_MINUTES", "PaymentCreation"]
+__all__ = ["CreatedPayment", "IssuedCodes", "MAX_TIMEOUT_MINUTES", "PaymentCreation"]
 
 log = logging.getLogger("engine.payments")
 
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 _MD5_ATTEMPTS = 20
+#: KHQR timestamps tried, a millisecond apart, before a create gives up on codes this process
+#: issued in the same millisecond (each try is a KHQR made, no database write).
+_CLAIM_ATTEMPTS = 1_000
 _TEXT_LIMITS = {"reference": 100, "bill_number": 25, "customer_id": 100, "description": 500, "idempotency_key": 200}
 
 
@@ -58,6 +63,34 @@ def _clean(name: str, value: str | None) -> str | None:
     return text
 
 
+class IssuedCodes:
+    """The KHQR MD5s this process handed out in the last few seconds.
+
+    Two creates of the same amount in the same millisecond make the same KHQR string, and the MD5
+    is unique. Told apart here, the second moves its timestamp on before it writes anything,
+    instead of failing its INSERT (which, in a group commit, would roll the group back). The
+    database's unique MD5 still decides between processes."""
+
+    #: How long an MD5 stays claimed: far past the millisecond (plus skew) its timestamp names.
+    KEEP_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._claimed: set[str] = set()
+        self._order: deque[tuple[float, str]] = deque()
+
+    def claim(self, md5: str) -> bool:
+        """True if ``md5`` was not handed out lately; it is then claimed."""
+        now = time.monotonic()
+        order = self._order
+        while order and now - order[0][0] > self.KEEP_SECONDS:
+            self._claimed.discard(order.popleft()[1])
+        if md5 in self._claimed:
+            return False
+        self._claimed.add(md5)
+        order.append((now, md5))
+        return True
+
+
 class PaymentCreation:
     """``initiate`` and what it needs: the payment service's create side."""
 
@@ -68,6 +101,7 @@ class PaymentCreation:
     schedule: CheckSchedule
     allowance: Callable[[], Allowance | None]
     poke_poller: Callable[[], None]
+    issued: IssuedCodes
 
     def _amount_minor(self, amount: Decimal | int | str, currency: str) -> int:
         if isinstance(amount, str):
@@ -142,17 +176,24 @@ class PaymentCreation:
             # the replay a refused INSERT instead of costing every new payment a read.
         now = self.clock.now()
         expires_at = now + timedelta(minutes=timeout)
-        for skew_ms in range(_MD5_ATTEMPTS):
+        skew_ms = 0
+        for attempt in range(_MD5_ATTEMPTS):
             # Two identical requests in one millisecond make one KHQR string, and the MD5 is the
             # only key Bakong knows: move the creation timestamp on by a millisecond instead.
             try:
                 code = self._khqr_for(amount_minor, currency, expires_at, bill_number, skew_ms=skew_ms)
+                for _ in range(_CLAIM_ATTEMPTS):
+                    if self.issued.claim(code.md5):
+                        break
+                    skew_ms += 1
+                    code = self._khqr_for(amount_minor, currency, expires_at, bill_number, skew_ms=skew_ms)
             except InvalidInput:
                 # A replay answers with the payment it made even if no KHQR can be made now.
                 existing = await self._by_key(idempotency_scope, key, fingerprint) if key else None
                 if existing is not None:
                     return CreatedPayment(existing, created=False)
                 raise
+            skew_ms += 1  # if the database refuses this one, the next try starts a millisecond on
             try:
                 payment = await self._insert(
                     code, actor=actor, amount_minor=amount_minor, currency=currency, expires_at=expires_at,
@@ -165,7 +206,7 @@ class PaymentCreation:
                     existing = await self._by_key(idempotency_scope, key, fingerprint)
                     if existing is not None:
                         return CreatedPayment(existing, created=False)
-                if "md5" in exc.message and skew_ms + 1 < _MD5_ATTEMPTS:
+                if "md5" in exc.message and attempt + 1 < _MD5_ATTEMPTS:
                     continue
                 raise
             break
@@ -194,7 +235,9 @@ class PaymentCreation:
         invoice_id: str | None,
         terminal: str | None,
     ) -> Payment:
-        async with self.storage.transaction() as tx:
+        # Concurrent creates share one transaction and one commit (group commit); a create the
+        # database refuses (a replayed key, a duplicate KHQR) is run again alone and fails alone.
+        async def write(tx: Tx) -> Payment:
             return await repo.insert(
                 tx,
                 actor=actor,
@@ -217,6 +260,8 @@ class PaymentCreation:
                 invoice_id=invoice_id,
                 terminal=terminal,
             )
+
+        return await self.storage.grouped(write)
 
     async def _by_key(self, scope: str, key: str, fingerprint: str | None) -> Payment | None:
         async with self.storage.lookup() as tx:

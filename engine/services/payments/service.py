@@ -16,7 +16,7 @@ from engine.clock import Clock
 from engine.config import Settings
 from engine.db.storage import Storage
 from engine.services.payments.checks import PaymentChecks
-from engine.services.payments.creation import PaymentCreation
+from engine.services.payments.creation import IssuedCodes, PaymentCreation
 from engine.services.payments.decisions import PaymentDecisions
 from engine.services.payments.queries import PaymentQueries
 from engine.services.schedule import Allowance, CheckSchedule
@@ -47,3 +47,4 @@ class PaymentService(PaymentCreation, PaymentQueries, PaymentChecks, PaymentDeci
         self.schedule = schedule
         self.allowance = allowance
         self.poke_poller = poke_poller
+        self.issued = IssuedCodes()
