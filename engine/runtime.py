@@ -40,7 +40,7 @@ from engine.db.ledger import DatabaseRequestLedger
 from engine.db.sandbox_store import DatabaseTokenStore, DatabaseTransferStore
 from engine.db.storage import Storage
 from engine.ids import IdFactory
-from engine.records import Actor, ActorType, Lease
+from engine.records import Actor, ActorType, Lease, Payment
 from engine.services.api_keys import ApiKeyService
 from engine.services.audit import AuditService
 from engine.services.checkout import CheckoutService
@@ -223,11 +223,14 @@ class Engine:
             self.runners[worker.name] = runner
             self._tasks.append(asyncio.create_task(runner.run(), name=f"engine.worker.{worker.name}"))
 
-    def _poke_payment_workers(self) -> None:
-        for name in ("poller", "expirer"):
-            runner = self.runners.get(name)
-            if runner is not None:
-                runner.poke()
+    def _poke_payment_workers(self, payment: Payment | None = None) -> None:
+        """Wake the poller and the expirer; for a new ``payment``, only those that sleep past its
+        first check or its expiry (see ``WorkerRunner.poke``)."""
+        poller, expirer = self.runners.get("poller"), self.runners.get("expirer")
+        if poller is not None:
+            poller.poke(None if payment is None else payment.next_check_at)
+        if expirer is not None:
+            expirer.poke(None if payment is None else payment.expires_at)
 
     def poke(self, worker: str) -> None:
         runner = self.runners.get(worker)

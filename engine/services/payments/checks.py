@@ -34,7 +34,7 @@ class PaymentChecks:
     bus: EventBus
     schedule: CheckSchedule
     allowance: Callable[[], Allowance | None]
-    poke_poller: Callable[[], None]
+    poke_poller: Callable[[Payment | None], None]
 
     async def request_check(self, payment_id: str, *, actor: Actor) -> Payment:
         """"The customer says they paid": check this payment ahead of the schedule."""
@@ -43,7 +43,7 @@ class PaymentChecks:
             if not await repo.request_check(tx, payment_id):
                 raise InvalidTransition(f"payment {payment_id} is {payment.status.value}: it is no longer being checked")
             await journal.audit(tx, actor, "payment.request_check", "payment", payment_id)
-        self.poke_poller()
+        self.poke_poller(None)
         return await self.get(payment_id)
 
     async def check_now(self, payment_id: str, *, actor: Actor) -> tuple[Payment, CheckOutcome]:

@@ -100,7 +100,8 @@ class PaymentCreation:
     client: BakongClient
     schedule: CheckSchedule
     allowance: Callable[[], Allowance | None]
-    poke_poller: Callable[[], None]
+    #: wakes the poller (and the expirer): for a new payment, only if they sleep past its first check
+    poke_poller: Callable[[Payment | None], None]
     issued: IssuedCodes
 
     def _amount_minor(self, amount: Decimal | int | str, currency: str) -> int:
@@ -210,7 +211,7 @@ class PaymentCreation:
                     continue
                 raise
             break
-        self.poke_poller()
+        self.poke_poller(payment)
         if deep_link:
             payment = await self._attach_deep_link(payment)
         return CreatedPayment(payment, created=True)

@@ -20,6 +20,7 @@ from engine.services.payments.creation import IssuedCodes, PaymentCreation
 from engine.services.payments.decisions import PaymentDecisions
 from engine.services.payments.queries import PaymentQueries
 from engine.services.schedule import Allowance, CheckSchedule
+from engine.records import Payment
 
 __all__ = ["PaymentService"]
 
@@ -37,7 +38,7 @@ class PaymentService(PaymentCreation, PaymentQueries, PaymentChecks, PaymentDeci
         bus: EventBus,
         schedule: CheckSchedule,
         allowance: Callable[[], Allowance | None] = lambda: None,
-        poke_poller: Callable[[], None] = lambda: None,
+        poke_poller: Callable[[Payment | None], None] = lambda payment: None,
     ) -> None:
         self.storage = storage
         self.settings = settings
