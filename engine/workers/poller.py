@@ -53,10 +53,11 @@ PAID_SHARE_REFRESH = timedelta(minutes=10)
 PAID_SHARE_PRIOR = 10
 #: Bulk requests in flight at once while working through a backlog.
 CONCURRENT_REQUESTS = 4
-#: A pass also takes the checks due this soon: under a steady stream of payments their due times
-#: are a few milliseconds apart, and a pass per due time sends a request per handful of MD5s
-#: (and reads the queue each time). Checked this much early, they go in full bulk requests.
-DUE_AHEAD = timedelta(milliseconds=250)
+#: The shortest sleep until checks that come due: under a steady stream of payments their due
+#: times are milliseconds apart, and a pass per due time would send a request per handful of MD5s
+#: (and read the queue each time). Gathered this long, at most this late, they go in full bulk
+#: requests. A "customer says paid" request still wakes the poller at once.
+DUE_GATHER_SECONDS = 0.25
 
 
 def _severity(exc: BakongRefusal) -> int:
@@ -289,7 +290,7 @@ class Poller(Worker):
         if self.state.backoff_until and now < self.state.backoff_until:
             return (self.state.backoff_until - now).total_seconds()
         async with self.storage.read() as tx:
-            due = await repo.due_for_check(tx, now + DUE_AHEAD, self.batch_limit)
+            due = await repo.due_for_check(tx, now, self.batch_limit)
             pending = await repo.count_scheduled(tx)
         self.state.allowance = await self._allowance(pending)
         self.state.last_batch_size = len(due)
@@ -309,7 +310,7 @@ class Poller(Worker):
             nxt = await repo.next_due_at(tx)
         if nxt is None:
             return 30.0
-        return max(0.0, (nxt - self.clock.now()).total_seconds())
+        return max(DUE_GATHER_SECONDS, (nxt - self.clock.now()).total_seconds())
 
     async def _ask(self, batch: list[Payment]) -> dict[str, CheckOutcome]:
         if len(batch) == 1:
