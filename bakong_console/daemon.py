@@ -107,9 +107,10 @@ async def run_daemon(
                 import uvicorn
 
                 from bakong_console.api.app import create_app
-                from bakong_console.api.server import uvicorn_config
+                from bakong_console.api.server import settle_heap, uvicorn_config
 
                 api = create_app(engine)
+                settle_heap()
                 server = uvicorn.Server(uvicorn_config(api, settings.api))
                 server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours are installed
                 tasks.append(asyncio.create_task(_serve_api(server, settings), name="daemon.api"))

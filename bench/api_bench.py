@@ -251,9 +251,10 @@ async def benched_api(url: str, *, workers: bool) -> AsyncIterator[tuple[Setting
 async def bench_database(name: str, url: str, args: argparse.Namespace, *, workers: bool) -> list[tuple[str, dict[str, Any]]]:
     import uvicorn
 
-    from bakong_console.api.server import uvicorn_config
+    from bakong_console.api.server import settle_heap, uvicorn_config
 
     async with benched_api(url, workers=workers) as (settings, app, key, md5s):
+        settle_heap()  # as serve does once the app is built
         port = _free_port()
         server = uvicorn.Server(uvicorn_config(app, settings.api, host="127.0.0.1", port=port))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -45,3 +45,26 @@ async def test_served_over_loopback_with_proxy_headers_ignored(engine: Engine, k
     async with engine.storage.read() as tx:
         (entry,) = await journal.list_audit(tx, action="payment.create")
     assert entry.source_ip == "127.0.0.1"
+
+
+def test_settle_heap_freezes_start_up_objects_once() -> None:
+    """serve calls settle_heap once the app is built: start-up objects leave the collector's
+    generations, the youngest is collected less often, and a second call freezes nothing more."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from bakong_console.api.server import GEN0_THRESHOLD, settle_heap\n"
+        "assert gc.get_freeze_count() == 0 and gc.get_threshold()[0] != GEN0_THRESHOLD\n"
+        "settle_heap()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "assert frozen > 10_000, frozen\n"
+        "assert gc.get_threshold()[0] == GEN0_THRESHOLD\n"
+        "junk = [object() for _ in range(1000)]\n"
+        "settle_heap()\n"
+        "assert gc.get_freeze_count() == frozen\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
