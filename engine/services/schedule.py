@@ -234,7 +234,10 @@ class DayForecast:
         Without history, the shop's estimate is the prior while the day's payments agree with it
         (``ESTIMATE_AGREEMENT``, over the day so far and over the last hours): weighed as
         ``ESTIMATE_PAYMENTS`` payments, so the day's own soon outweigh it, with a cushion of
-        ``ESTIMATE_DEVIATIONS``; the expected count is the rate's forecast. Once they disagree (an
+        ``ESTIMATE_DEVIATIONS``, and the cautious count is at least the estimate's own pace over
+        the open time left (a slow start that still agrees may yet bring it); the last hours'
+        rate guards only once those hours are a part of the day's open time (before that they
+        are the day so far); the expected count is the rate's forecast. Once they disagree (an
         estimate of half or twice the day's volume shows within hours) and with no estimate, the
         day is forecast from its own payments alone, and the cautious count is at least the last
         hours' rate carried forward ``FORECAST_DEVIATIONS`` above (the day's shape is unknown: an
@@ -258,9 +261,13 @@ class DayForecast:
         rate, rate_deviation = _negative_binomial(payments, exposure, ahead)
         deviations = ESTIMATE_DEVIATIONS if guess else FORECAST_DEVIATIONS
         cautious = rate + deviations * rate_deviation
-        if recent_open > 0 and not history:
+        # while the estimate holds, the last hours guard only once they are a part of the day's
+        # open time (before that they are the day so far, which the estimate already weighs)
+        if recent_open > 0 and not history and (not guess or open_elapsed > recent_open):
             recent, recent_deviation = _negative_binomial(recent_arrivals + RATE_PRIOR, recent_open, ahead)
             cautious = max(cautious, recent + deviations * recent_deviation)
+        if guess:  # the day agrees with the estimate: it may keep the estimate's own pace
+            cautious = max(cautious, expected_per_day / normal_open * ahead)
         expected = rate
         if history:
             left = max(0.0, float(history_total - arrivals))

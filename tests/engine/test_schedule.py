@@ -280,6 +280,39 @@ def test_the_shops_estimate_plans_the_first_day_from_its_opening() -> None:
     )
 
 
+def test_while_the_estimate_holds_the_last_hours_guard_once_they_are_a_part_of_the_day() -> None:
+    # 09:30 of the first day, 12 payments (a lively start, still in keeping with 60 a day): the
+    # last two hours are the whole day so far, which the estimate already weighs, so they do
+    # not hold the cautious count at their own pace (90 more by closing)
+    early = _forecast(arrivals=12, elapsed_hours=1.5, estimate=60)
+    assert early is not None and early.estimated
+    payments, exposure, ahead = 15 + 12, 15 / 60 * OPEN_DAY + 1.5 * HOUR, OPEN_DAY - 1.5 * HOUR
+    rate = payments / exposure * ahead
+    assert early.cautious == pytest.approx(rate + 0.5 * math.sqrt(rate + rate * rate / payments))
+    own_pace = 12.5 / (1.5 * HOUR) * ahead
+    assert early.cautious < own_pace
+    # without the estimate the same morning is forecast from those hours, cautiously
+    alone = _forecast(arrivals=12, elapsed_hours=1.5)
+    assert alone is not None and alone.cautious > own_pace
+    # by 12:00 the last two hours are a part of the day: a busy late morning (12 of its 20) guards
+    later = _forecast(arrivals=20, elapsed_hours=4, recent=12, estimate=60)
+    assert later is not None and later.estimated
+    recent_pace = 12.5 / (2 * HOUR) * (OPEN_DAY - 4 * HOUR)
+    assert later.cautious > recent_pace
+
+
+def test_while_the_estimate_holds_the_cheapest_plan_is_kept_for_its_own_pace() -> None:
+    # 10:00 of the first day, 4 payments (a slow start, still in keeping with 60 a day): the
+    # rate says fewer than the estimate, but the day may still bring its pace over the hours left
+    quiet = _forecast(arrivals=4, elapsed_hours=2, estimate=60)
+    assert quiet is not None and quiet.estimated
+    estimate_pace = 60 / OPEN_DAY * (OPEN_DAY - 2 * HOUR)
+    assert quiet.expected < estimate_pace
+    assert quiet.cautious == pytest.approx(estimate_pace)
+    # once the day overrules the estimate (2 payments by 12:00), it is forecast from its own payments
+    assert _forecast(arrivals=2, elapsed_hours=4, estimate=60) == _forecast(arrivals=2, elapsed_hours=4)
+
+
 def test_a_closed_shop_keeps_one_late_payment_in_hand() -> None:
     # after closing (or on a closed day): no open time left to carry the rate over, one late payment expected
     closed = _forecast(arrivals=40, elapsed_hours=12.25)
