@@ -243,14 +243,13 @@ class DayForecast:
         hours' rate carried forward ``FORECAST_DEVIATIONS`` above (the day's shape is unknown: an
         evening busier than the morning must not spend the budget dry)."""
         history = history_total > 0 and history_open > 0
-        guess = not history and expected_per_day > 0 and normal_open > 0
-        if guess:
-            per_second = expected_per_day / normal_open
-            guess = _agrees(arrivals, per_second * max(0.0, open_elapsed)) and _agrees(recent_arrivals, per_second * max(0.0, recent_open))
+        # the estimate's pace, payments per second of open time (0: no estimate to go by)
+        pace = expected_per_day / normal_open if not history and expected_per_day > 0 and normal_open > 0 else 0.0
+        guess = pace > 0 and _agrees(arrivals, pace * max(0.0, open_elapsed)) and _agrees(recent_arrivals, pace * max(0.0, recent_open))
         if history:
             prior, prior_open = HISTORY_WEIGHT * history_total, HISTORY_WEIGHT * history_open
         elif guess:
-            prior, prior_open = ESTIMATE_PAYMENTS, ESTIMATE_PAYMENTS / expected_per_day * normal_open
+            prior, prior_open = ESTIMATE_PAYMENTS, ESTIMATE_PAYMENTS / pace
         else:
             prior, prior_open = RATE_PRIOR, 0.0
         payments = prior + arrivals
@@ -261,13 +260,11 @@ class DayForecast:
         rate, rate_deviation = _negative_binomial(payments, exposure, ahead)
         deviations = ESTIMATE_DEVIATIONS if guess else FORECAST_DEVIATIONS
         cautious = rate + deviations * rate_deviation
-        # while the estimate holds, the last hours guard only once they are a part of the day's
-        # open time (before that they are the day so far, which the estimate already weighs)
         if recent_open > 0 and not history and (not guess or open_elapsed > recent_open):
             recent, recent_deviation = _negative_binomial(recent_arrivals + RATE_PRIOR, recent_open, ahead)
             cautious = max(cautious, recent + deviations * recent_deviation)
-        if guess:  # the day agrees with the estimate: it may keep the estimate's own pace
-            cautious = max(cautious, expected_per_day / normal_open * ahead)
+        if guess:
+            cautious = max(cautious, pace * ahead)
         expected = rate
         if history:
             left = max(0.0, float(history_total - arrivals))
